@@ -20,7 +20,7 @@ class Contract(NamedTuple):
     con_id: int = 0
     primary_exchange: str = ""
     last_trade_date_or_contract_month: str = ""
-    strike: float = 0.0
+    strike: float | None = None  # None: unset (sent as an empty field)
     right: str = ""
     multiplier: str = ""
     local_symbol: str = ""

@@ -114,7 +114,7 @@ Request = (
 def _contract_fields(c: Contract, *, primary_exchange: bool = True, trading_class: bool = True) -> list[object]:
     """conId, symbol .. localSymbol[, tradingClass]: the contract block most requests share."""
     out: list[object] = [
-        c.con_id, c.symbol, c.sec_type, c.last_trade_date_or_contract_month, c.strike or 0.0,
+        c.con_id, c.symbol, c.sec_type, c.last_trade_date_or_contract_month, c.strike,
         c.right, c.multiplier, c.exchange,
     ]  # fmt: skip
     if primary_exchange:

@@ -61,7 +61,7 @@ def _contract_details(e: ev.ContractDetails, v: int) -> list[object]:
     out += [e.req_id, c.symbol, c.sec_type, last]
     if v >= MIN_SERVER_VER_LAST_TRADE_DATE:
         out.append(e.last_trade_date)
-    out += [c.strike, c.right, c.exchange, c.currency, c.local_symbol, e.market_name, c.trading_class, c.con_id]
+    out += [c.strike or 0.0, c.right, c.exchange, c.currency, c.local_symbol, e.market_name, c.trading_class, c.con_id]
     out.append(e.min_tick)
     if v < MIN_SERVER_VER_SIZE_RULES:
         out.append(1)  # mdSizeMultiplier
@@ -206,7 +206,7 @@ def _contract(nxt: Callable[[], bytes], *, primary_exchange: bool = True) -> Con
     currency, local_symbol, trading_class = plain(nxt()), plain(nxt()), plain(nxt())
     return Contract(
         plain(symbol), plain(sec_type), plain(exchange), currency, integer(con_id), primary, plain(last),
-        number(strike), plain(right), plain(multiplier), local_symbol, trading_class,
+        number(strike) if strike else None, plain(right), plain(multiplier), local_symbol, trading_class,
     )  # fmt: skip
 
 
