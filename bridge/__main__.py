@@ -1,0 +1,62 @@
+"""`python -m bridge` / `tws-bridge`: run the bridge until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from dataclasses import replace
+
+from . import config
+from .metrics import Metrics
+from .service import Bridge
+
+log = logging.getLogger("tws-bridge")
+
+
+async def serve(settings: config.Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    simulator = None
+    if settings.simulate:
+        from .simulator import Simulator
+
+        simulator = Simulator(host="127.0.0.1", port=0)
+        await simulator.start()
+        settings = replace(settings, tws_host="127.0.0.1", tws_port=simulator.port)
+        log.info("--simulate: built-in TWS simulator listening on 127.0.0.1:%d", simulator.port)
+    metrics = Metrics()
+    bridge = Bridge(settings, metrics)
+    try:
+        bridge.bind()
+    except Exception as exc:  # zmq.ZMQError for a taken or malformed endpoint
+        raise SystemExit(f"tws-bridge: cannot bind {settings.pub} / {settings.rep}: {exc}") from None
+    address = settings.metrics_address
+    if address is not None:
+        try:
+            metrics.serve(*address)
+        except OSError as exc:
+            raise SystemExit(f"tws-bridge: cannot serve metrics on {settings.metrics}: {exc}") from None
+        log.info("Prometheus metrics on http://%s:%d/metrics", *address)
+    log.info("connecting to TWS at %s:%d as client id %d", settings.tws_host, settings.tws_port, settings.client_id)
+    await bridge.run(stop)
+    if simulator is not None:
+        await simulator.stop()
+    log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = config.load(argv)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

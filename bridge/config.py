@@ -1,0 +1,100 @@
+"""Settings from defaults, an optional TOML file, environment variables and flags (flags win)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PUB = "tcp://127.0.0.1:5555"
+DEFAULT_REP = "tcp://127.0.0.1:5556"
+ENV_PREFIX = "TWSBRIDGE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    tws_host: str = "127.0.0.1"
+    tws_port: int = 7497
+    client_id: int = 17
+    pub: str = DEFAULT_PUB
+    rep: str = DEFAULT_REP
+    metrics: str = "127.0.0.1:9108"  # host:port, or "" for none
+    simulate: bool = False
+    lease_default: float = 30.0
+    log_level: str = "INFO"
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        if not self.metrics:
+            return None
+        host, _, port = self.metrics.rpartition(":")
+        return host or "127.0.0.1", int(port)
+
+
+_TYPES = {f.name: f.type for f in fields(Settings)}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    kind = _TYPES[name]
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            return str(value).strip().lower() in ("1", "true", "yes", "on")
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except ValueError:
+        raise SystemExit(f"tws-bridge: {source} sets {name} to {value!r}, which is not a {kind}") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tws-bridge",
+        description="Share one TWS/IB Gateway API connection over ZeroMQ (PUB for data, REQ/REP for subscriptions).",
+        epilog=f"Every option can also come from the environment ({ENV_PREFIX}TWS_PORT, {ENV_PREFIX}PUB, ...) "
+        "or a TOML file (--config); flags win over the environment, which wins over the file.",
+    )
+    p.add_argument("--config", help="TOML file with any of the settings below (keys as the long options, with _)")
+    p.add_argument("--tws-host", help="TWS/Gateway host (default 127.0.0.1)")
+    p.add_argument("--tws-port", type=int, help="TWS/Gateway API port: 7497 paper, 7496 live, 4002/4001 Gateway")
+    p.add_argument("--client-id", type=int, help="API client id of the bridge (default 17)")
+    p.add_argument("--pub", help=f"ZeroMQ endpoint the data PUB socket binds (default {DEFAULT_PUB})")
+    p.add_argument("--rep", help=f"ZeroMQ endpoint the request socket binds (default {DEFAULT_REP})")
+    p.add_argument("--metrics", help="host:port for the Prometheus endpoint, '' for none (default 127.0.0.1:9108)")
+    p.add_argument(
+        "--simulate", action="store_true", default=None, help="start the built-in TWS simulator and connect to it"
+    )
+    p.add_argument("--lease-default", type=float, help="lease in seconds when a subscribe names none (default 30)")
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
+    return p
+
+
+def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    args = parser().parse_args(argv)
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_path = args.config or env.get(ENV_PREFIX + "CONFIG")
+    if config_path:
+        try:
+            data = tomllib.loads(Path(config_path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SystemExit(f"tws-bridge: cannot read config file {config_path}: {exc}") from None
+        unknown = sorted(set(data) - set(_TYPES))
+        if unknown:
+            raise SystemExit(f"tws-bridge: config file {config_path} has unknown keys {unknown}")
+        values.update({k: _coerce(k, v, config_path) for k, v in data.items()})
+    for name in _TYPES:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = _coerce(name, raw, ENV_PREFIX + name.upper())
+    for name in _TYPES:
+        flag = getattr(args, name, None)
+        if flag is not None:
+            values[name] = flag
+    return replace(Settings(), **values)

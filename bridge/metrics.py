@@ -1,0 +1,79 @@
+"""Every Prometheus metric the bridge exports, in one place.
+
+Names follow Prometheus conventions (prefix `twsbridge_`, base units, `_total`, `_seconds`).
+Labels are bounded: message kinds and REP ops come from our own tables, TWS error codes from a
+known list (others count as "other"); nothing a REQ client sends can create a label value.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from .protocol import events as ev
+
+# 10 us to 1 s: the hot path is tens of microseconds; a stall shows up in the top buckets.
+LATENCY_BUCKETS = (
+    1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+)  # fmt: skip
+REP_OPS = ("subscribe", "unsubscribe", "renew", "list", "status", "ping", "invalid")
+# TWS codes worth their own series; see docs/bus.md and TWS's error-code table.
+KNOWN_TWS_CODES = frozenset(
+    {100, 101, 162, 165, 200, 300, 309, 316, 317, 321, 322, 326, 354, 502, 504, 1100, 1101, 1102, 1300,
+     2103, 2104, 2105, 2106, 2107, 2108, 2119, 2157, 2158, 10089, 10090, 10167, 10168, 10182, 10186, 10197}
+)  # fmt: skip
+
+
+def event_kind(cls: type) -> str:
+    """TickPrice -> tick_price: the `kind` label of received messages."""
+    name = cls.__name__
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.received = Counter(
+            "twsbridge_tws_messages_received", "Messages decoded from TWS, by kind.", ["kind"], registry=r
+        )
+        self.published = Counter(
+            "twsbridge_messages_published", "Data messages published on the PUB socket.", registry=r
+        )
+        self.tws_up = Gauge(
+            "twsbridge_tws_up", "1 once TWS has sent nextValidId, 0 while the connection is down.", registry=r
+        )
+        self.tws_connects = Counter(
+            "twsbridge_tws_connects", "Completed TWS connections (handshake + startApi).", registry=r
+        )
+        self.tws_errors = Counter(
+            "twsbridge_tws_errors", "Error and notice messages from TWS, by code.", ["code"], registry=r
+        )
+        self.subscriptions = Gauge("twsbridge_subscriptions", "Consumer subscriptions (leases) held.", registry=r)
+        self.lines = Gauge("twsbridge_lines_in_use", "TWS data requests (market-data lines) open.", registry=r)
+        self.requests = Counter(
+            "twsbridge_rep_requests",
+            "Requests on the request socket, by op and outcome.",
+            ["op", "outcome"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "twsbridge_publish_latency_seconds",
+            "Time from reading a TWS frame off the socket to publishing its message.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        # Label children resolved once, so the hot path does no label lookup.
+        self.received_by_type = {t: self.received.labels(event_kind(t)) for t in ev.Event.__args__}  # type: ignore[attr-defined]
+        self.lease_expiries = Counter(
+            "twsbridge_lease_expiries", "Consumer subscriptions dropped because their lease lapsed.", registry=r
+        )
+
+    def tws_error(self, code: int) -> None:
+        self.tws_errors.labels(str(code) if code in KNOWN_TWS_CODES else "other").inc()
+
+    def request(self, op: str, outcome: str) -> None:
+        self.requests.labels(op if op in REP_OPS else "invalid", outcome).inc()
+
+    def serve(self, host: str, port: int) -> None:
+        """Expose /metrics over HTTP (a daemon thread of prometheus_client)."""
+        start_http_server(port, addr=host, registry=self.registry)

@@ -1,0 +1,186 @@
+"""TWS events to bus payloads (docs/bus.md, schema 1), and the latest-values picture.
+
+One small function per event type, picked by a dict lookup on the event's class: this is the
+middle of the hot path (frame -> event -> payload -> PUB), so no generic conversion here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .book import Line
+from .protocol import TickType
+from .protocol import events as ev
+
+SCHEMA = 1
+MARKET_DATA_TYPES = {1: "live", 2: "frozen", 3: "delayed", 4: "delayed_frozen"}
+_TICK_NAMES = {t.value: t.name.lower() for t in TickType}
+_TIMESTAMP_TICKS = (TickType.LAST_TIMESTAMP, TickType.DELAYED_LAST_TIMESTAMP)
+_SIZE_OF_PRICE = {
+    TickType.BID: "bid_size",
+    TickType.ASK: "ask_size",
+    TickType.LAST: "last_size",
+    TickType.DELAYED_BID: "delayed_bid_size",
+    TickType.DELAYED_ASK: "delayed_ask_size",
+    TickType.DELAYED_LAST: "delayed_last_size",
+}
+
+
+def tick_name(tick_type: int) -> str:
+    name = _TICK_NAMES.get(tick_type)
+    return name if name is not None else f"tick_{tick_type}"
+
+
+Payload = dict[str, object]
+Builder = Callable[[object, Line, int], Payload]
+
+
+def _head(line: Line, kind_event: str, recv_ns: int, tws_time: int | None = None) -> Payload:
+    line.seq += 1
+    return {
+        "v": SCHEMA,
+        "kind": line.key.kind,
+        "event": kind_event,
+        "instrument": line.key.instrument,
+        "seq": line.seq,
+        "recv_ns": recv_ns,
+        "tws_time": tws_time,
+    }
+
+
+def _tick_price(e: ev.TickPrice, line: Line, recv_ns: int) -> Payload:
+    name = tick_name(e.tick_type)
+    p = _head(line, "tick_price", recv_ns)
+    p["tick"], p["tick_type"], p["price"], p["size"], p["attrib"] = name, e.tick_type, e.price, e.size, e.attrib_mask
+    latest = line.latest
+    latest[name] = e.price
+    if e.size is not None and e.tick_type in _SIZE_OF_PRICE:
+        latest[_SIZE_OF_PRICE[e.tick_type]] = e.size
+    return p
+
+
+def _tick_size(e: ev.TickSize, line: Line, recv_ns: int) -> Payload:
+    name = tick_name(e.tick_type)
+    p = _head(line, "tick_size", recv_ns)
+    p["tick"], p["tick_type"], p["size"] = name, e.tick_type, e.size
+    line.latest[name] = e.size
+    return p
+
+
+def _tick_string(e: ev.TickString, line: Line, recv_ns: int) -> Payload:
+    name = tick_name(e.tick_type)
+    tws_time = None
+    if e.tick_type in _TIMESTAMP_TICKS and e.value.isdigit():
+        tws_time = int(e.value)
+    p = _head(line, "tick_string", recv_ns, tws_time)
+    p["tick"], p["tick_type"], p["value"] = name, e.tick_type, e.value
+    line.latest[name] = e.value
+    return p
+
+
+def _tick_generic(e: ev.TickGeneric, line: Line, recv_ns: int) -> Payload:
+    name = tick_name(e.tick_type)
+    p = _head(line, "tick_generic", recv_ns)
+    p["tick"], p["tick_type"], p["value"] = name, e.tick_type, e.value
+    line.latest[name] = e.value
+    return p
+
+
+def _tick_option(e: ev.TickOptionComputation, line: Line, recv_ns: int) -> Payload:
+    name = tick_name(e.tick_type)
+    p = _head(line, "tick_option", recv_ns)
+    p["tick"], p["tick_type"] = name, e.tick_type
+    greeks = {
+        "implied_vol": e.implied_vol, "delta": e.delta, "opt_price": e.opt_price, "pv_dividend": e.pv_dividend,
+        "gamma": e.gamma, "vega": e.vega, "theta": e.theta, "und_price": e.und_price,
+    }  # fmt: skip
+    p.update(greeks)
+    line.latest[name] = greeks
+    return p
+
+
+def _market_data_type(e: ev.MarketDataTypeChanged, line: Line, recv_ns: int) -> Payload:
+    p = _head(line, "market_data_type", recv_ns)
+    p["market_data_type"] = line.latest["market_data_type"] = MARKET_DATA_TYPES.get(
+        e.market_data_type, str(e.market_data_type)
+    )
+    return p
+
+
+def _snapshot_end(e: ev.TickSnapshotEnd, line: Line, recv_ns: int) -> Payload:
+    return _head(line, "snapshot_end", recv_ns)
+
+
+def _trade(e: ev.TickByTickLast, line: Line, recv_ns: int) -> Payload:
+    p = _head(line, "trade", recv_ns, e.time)
+    p["price"], p["size"], p["attrib"], p["exchange"], p["conditions"] = (
+        e.price, e.size, e.attrib_mask, e.exchange, e.special_conditions,
+    )  # fmt: skip
+    line.latest = {"price": e.price, "size": e.size, "tws_time": e.time, "exchange": e.exchange}
+    return p
+
+
+def _bid_ask(e: ev.TickByTickBidAsk, line: Line, recv_ns: int) -> Payload:
+    p = _head(line, "bid_ask", recv_ns, e.time)
+    p["bid"], p["ask"], p["bid_size"], p["ask_size"], p["attrib"] = (
+        e.bid_price, e.ask_price, e.bid_size, e.ask_size, e.attrib_mask,
+    )  # fmt: skip
+    line.latest = {"bid": e.bid_price, "ask": e.ask_price, "bid_size": e.bid_size, "ask_size": e.ask_size}
+    return p
+
+
+def _midpoint(e: ev.TickByTickMidPoint, line: Line, recv_ns: int) -> Payload:
+    p = _head(line, "midpoint", recv_ns, e.time)
+    p["mid"] = e.mid_point
+    line.latest = {"mid": e.mid_point, "tws_time": e.time}
+    return p
+
+
+def _bar(e: ev.RealTimeBar, line: Line, recv_ns: int) -> Payload:
+    p = _head(line, "bar", recv_ns, e.time)
+    bar = {"open": e.open, "high": e.high, "low": e.low, "close": e.close, "volume": e.volume, "wap": e.wap}
+    bar["count"] = e.count
+    p.update(bar)
+    bar["tws_time"] = e.time
+    line.latest = bar
+    return p
+
+
+def _depth(e: ev.MarketDepth, line: Line, recv_ns: int) -> Payload:
+    p = _head(line, "depth", recv_ns)
+    p["position"], p["operation"], p["side"], p["price"], p["size"] = (
+        e.position, e.operation, e.side, e.price, e.size,
+    )  # fmt: skip
+    p["market_maker"] = ""
+    return p
+
+
+def _depth_l2(e: ev.MarketDepthL2, line: Line, recv_ns: int) -> Payload:
+    p = _head(line, "depth", recv_ns)
+    p["position"], p["operation"], p["side"], p["price"], p["size"], p["market_maker"] = (
+        e.position, e.operation, e.side, e.price, e.size, e.market_maker,
+    )  # fmt: skip
+    return p
+
+
+BUILDERS: dict[type, Builder] = {
+    ev.TickPrice: _tick_price,
+    ev.TickSize: _tick_size,
+    ev.TickString: _tick_string,
+    ev.TickGeneric: _tick_generic,
+    ev.TickOptionComputation: _tick_option,
+    ev.MarketDataTypeChanged: _market_data_type,
+    ev.TickSnapshotEnd: _snapshot_end,
+    ev.TickByTickLast: _trade,
+    ev.TickByTickBidAsk: _bid_ask,
+    ev.TickByTickMidPoint: _midpoint,
+    ev.RealTimeBar: _bar,
+    ev.MarketDepth: _depth,
+    ev.MarketDepthL2: _depth_l2,
+}  # type: ignore[dict-item]
+
+
+def error_payload(line: Line, code: int, message: str, hint: str, recv_ns: int) -> Payload:
+    p = _head(line, "error", recv_ns)
+    p["code"], p["message"], p["hint"] = code, message, hint
+    return p

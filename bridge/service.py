@@ -1,0 +1,472 @@
+"""The bridge service: one TWS connection, a PUB socket for data, a request socket for subscriptions.
+
+The hot path is `on_tws_events`: a batch of decoded events, each looked up by request id, turned
+into a payload, packed and published. Everything else (subscriptions, contract lookups, leases,
+reconnects, TWS errors) happens off that path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import zmq
+import zmq.asyncio
+
+from . import payload as pl
+from .book import Line, LineKey, SubscriptionBook
+from .config import Settings
+from .hints import NOT_FATAL_FOR_A_LINE, hint
+from .instruments import InstrumentError, instrument_key, parse_instrument
+from .metrics import Metrics
+from .protocol import Contract
+from .protocol import events as ev
+from .protocol import requests as rq
+from .tws import TwsConnection
+
+log = logging.getLogger("tws-bridge")
+
+KINDS = ("quote", "trades", "alltrades", "bidask", "midpoint", "bars", "depth")
+TICK_BY_TICK = {"trades": "Last", "alltrades": "AllLast", "bidask": "BidAsk", "midpoint": "MidPoint"}
+MARKET_DATA_TYPES = {"live": 1, "frozen": 2, "delayed": 3, "delayed_frozen": 4}
+MAX_REQUEST_BYTES = 64 * 1024
+QUALIFY_TIMEOUT = 5.0
+FIRST_ANSWER_WAIT = 1.0  # how long a new line's subscribe waits for TWS's first data or refusal
+_GENERIC_TICKS = re.compile(r"[0-9,]{0,64}")
+STATE_TOPIC = b"state"
+
+
+class RequestError(Exception):
+    """A request we refuse; `code` is one of docs/bus.md's reply codes."""
+
+    def __init__(self, code: str, message: str, tws_code: int | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.tws_code = code, message, tws_code
+
+
+@dataclass
+class _Pending:
+    """A request to TWS whose answer a REQ client is waiting for."""
+
+    future: asyncio.Future[Any]
+    details: list[ev.ContractDetails]
+
+
+def tws_request(line: Line, req_id: int) -> rq.Request:
+    kind, contract = line.key.kind, line.contract
+    if kind == "quote":
+        return rq.ReqMktData(req_id, contract, line.key.generic_ticks)
+    if kind in TICK_BY_TICK:
+        return rq.ReqTickByTickData(req_id, contract, TICK_BY_TICK[kind])
+    if kind == "bars":
+        return rq.ReqRealTimeBars(req_id, contract, "MIDPOINT" if contract.sec_type == "CASH" else "TRADES")
+    return rq.ReqMktDepth(req_id, contract, 5, False)
+
+
+def tws_cancel(line: Line) -> rq.Request:
+    kind = line.key.kind
+    if kind == "quote":
+        return rq.CancelMktData(line.req_id)
+    if kind in TICK_BY_TICK:
+        return rq.CancelTickByTickData(line.req_id)
+    if kind == "bars":
+        return rq.CancelRealTimeBars(line.req_id)
+    return rq.CancelMktDepth(line.req_id, False)
+
+
+class Bridge:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.book = SubscriptionBook()
+        self.tws = TwsConnection(
+            settings.tws_host, settings.tws_port, settings.client_id, self.on_tws_events, self._on_tws_down
+        )
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}  # contract lookups by req_id
+        self._first_answer: dict[int, asyncio.Future[ev.Error | None]] = {}  # new lines by req_id
+        self._qualified: dict[Contract, Contract] = {}
+        self._market_data_type = 1
+        self._state_seq = 0
+        self._started = time.monotonic()
+        self._ctx = zmq.asyncio.Context()
+        self.pub = self._ctx.socket(zmq.PUB)
+        self.pub.setsockopt(zmq.SNDHWM, 100_000)
+        self.pub.setsockopt(zmq.LINGER, 500)
+        self.router = self._ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 500)
+        self.router.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES + 1024)
+        self._packer = msgpack.Packer()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._answering: set[asyncio.Task[None]] = set()
+        self.tws_ready = False  # nextValidId seen on the current connection
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def bind(self) -> None:
+        self.pub.bind(self.settings.pub)
+        self.router.bind(self.settings.rep)
+        log.info("publishing data on %s, taking requests on %s", self.settings.pub, self.settings.rep)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set, then cancel every TWS request and say so on the bus."""
+        self.metrics.tws_up.set(0)
+        self._tasks = [
+            asyncio.create_task(self.tws.run(), name="tws"),
+            asyncio.create_task(self._serve_requests(), name="requests"),
+            asyncio.create_task(self._expire_leases(), name="leases"),
+        ]
+        await stop.wait()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        cancelled = 0
+        for line in self.book.lines():
+            if self.tws.send(tws_cancel(line)):
+                cancelled += 1
+        log.info("stopping: cancelled %d TWS requests", cancelled)
+        self.publish_state({"event": "connection", "state": "stopped", "server_version": self.tws.server_version,
+                            "message": "bridge stopped"})  # fmt: skip
+        for task in self._tasks:
+            if task.get_name() != "tws":
+                task.cancel()
+        try:
+            await self.tws.close()
+        except TimeoutError:
+            log.warning("TWS did not close the connection in time")
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.router.close()
+        self.pub.close()
+        self._ctx.term()
+
+    # --- the hot path --------------------------------------------------------------------------
+
+    def on_tws_events(self, events: list[ev.Event], recv_ns: int, recv_perf: int) -> None:
+        by_req = self.book.by_req_id
+        builders = pl.BUILDERS
+        received = self.metrics.received_by_type
+        observe = self.metrics.latency.observe
+        send = self.pub.send
+        pack = self._packer.pack
+        perf = time.perf_counter_ns
+        published = 0
+        for event in events:
+            cls = type(event)
+            received[cls].inc()
+            build = builders.get(cls)
+            if build is None:
+                self._on_control_event(event, recv_ns)
+                continue
+            line = by_req.get(event[0])  # type: ignore[index]
+            if line is None:
+                continue  # answers still in flight for a request we cancelled
+            data = pack(build(event, line, recv_ns))
+            send(line.topic, zmq.SNDMORE)
+            send(data)
+            published += 1
+            observe((perf() - recv_perf) * 1e-9)
+            if self._first_answer:
+                self._answered(line.req_id, None)
+        if published:
+            self.metrics.published.inc(published)
+
+    # --- everything else TWS says ----------------------------------------------------------------
+
+    def _on_control_event(self, event: ev.Event, recv_ns: int) -> None:
+        if isinstance(event, ev.Error):
+            self._on_tws_error(event, recv_ns)
+        elif isinstance(event, ev.ContractDetails):
+            pending = self._pending.get(event.req_id)
+            if pending is not None:
+                pending.details.append(event)
+        elif isinstance(event, ev.ContractDetailsEnd):
+            pending = self._pending.pop(event.req_id, None)
+            if pending is not None and not pending.future.done():
+                pending.future.set_result(pending.details)
+        elif isinstance(event, ev.NextValidId):
+            self._on_tws_ready()
+        elif isinstance(event, ev.ManagedAccounts):
+            log.info("TWS accounts: %s", ", ".join(event.accounts))
+        elif isinstance(event, ev.MalformedMessage):
+            log.warning("TWS sent a malformed message (id %d): %s; skipped it", event.msg_id, event.reason)
+        elif isinstance(event, ev.TickReqParams):
+            pass  # minTick/BBO exchange of a quote line: nothing a consumer needs yet
+
+    def _on_tws_ready(self) -> None:
+        if self.tws_ready:
+            return  # a later nextValidId (answer to reqIds)
+        self.tws_ready = True
+        self.metrics.tws_up.set(1)
+        self.metrics.tws_connects.inc()
+        self._market_data_type = 1
+        log.info("TWS ready (server version %d)", self.tws.server_version)
+        self.publish_state({"event": "connection", "state": "connected", "server_version": self.tws.server_version,
+                            "message": "connected to TWS"})  # fmt: skip
+        self._restore_lines("TWS connection is back")
+
+    def _restore_lines(self, why: str) -> None:
+        lines = self.book.lines()
+        for line in lines:
+            self.book.reassign(line, next(self._ids))
+            self._send_line_request(line)
+            self.publish_state(self._line_state(line, "restored", message=why))
+        if lines:
+            log.info("re-requested %d subscriptions (%s)", len(lines), why)
+
+    def _on_tws_down(self, reason: str) -> None:
+        self.tws_ready = False
+        self.metrics.tws_up.set(0)
+        self._qualified.clear()
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(RequestError("not_connected", f"{reason} before it answered; retry"))
+        self._pending.clear()
+        self.publish_state({"event": "connection", "state": "disconnected", "server_version": 0, "message": reason})
+
+    def _on_tws_error(self, error: ev.Error, recv_ns: int) -> None:
+        self.metrics.tws_error(error.code)
+        pending = self._pending.pop(error.req_id, None)
+        if pending is not None:
+            if not pending.future.done():
+                pending.future.set_exception(_tws_refusal(error))
+            return
+        line = self.book.by_req_id.get(error.req_id)
+        if line is None:
+            level = logging.INFO if 2100 <= error.code < 2200 else logging.WARNING
+            log.log(level, "TWS %d: %s", error.code, error.message)
+            if error.code == 1101:
+                self._restore_lines("TWS lost its market data (1101)")
+            if error.req_id == -1:
+                self.publish_state({"event": "notice", "code": error.code, "message": error.message,
+                                    "hint": hint(error.code)})  # fmt: skip
+            return
+        log.warning("TWS %d on %s: %s", error.code, line.key.topic, error.message)
+        self._publish(line, pl.error_payload(line, error.code, error.message, hint(error.code), recv_ns))
+        if error.code in NOT_FATAL_FOR_A_LINE:
+            return
+        self._answered(line.req_id, error)
+        ids = self.book.remove_line(line)
+        self._update_gauges()
+        self.publish_state(self._line_state(line, "failed", code=error.code, message=error.message, consumers=len(ids)))
+
+    def _answered(self, req_id: int, error: ev.Error | None) -> None:
+        waiter = self._first_answer.pop(req_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(error)
+
+    # --- publishing off the hot path -----------------------------------------------------------
+
+    def _publish(self, line: Line, payload: dict[str, object]) -> None:
+        self.pub.send(line.topic, zmq.SNDMORE)
+        self.pub.send(self._packer.pack(payload))
+        self.metrics.published.inc()
+
+    def publish_state(self, fields: dict[str, object]) -> None:
+        self._state_seq += 1
+        body = {"v": pl.SCHEMA, "kind": "state", "instrument": fields.get("instrument"), "seq": self._state_seq,
+                "recv_ns": time.time_ns(), "tws_time": None, **fields}  # fmt: skip
+        self.pub.send(STATE_TOPIC, zmq.SNDMORE)
+        self.pub.send(self._packer.pack(body))
+        self.metrics.published.inc()
+
+    @staticmethod
+    def _line_state(line: Line, state: str, **extra: object) -> dict[str, object]:
+        return {"event": "subscription", "instrument": line.key.instrument, "data_kind": line.key.kind,
+                "topic": line.key.topic, "state": state, "consumers": len(line.leases), **extra}  # fmt: skip
+
+    def _update_gauges(self) -> None:
+        self.metrics.subscriptions.set(self.book.subscription_count())
+        self.metrics.lines.set(len(self.book.lines()))
+
+    # --- the request socket ----------------------------------------------------------------------
+
+    async def _serve_requests(self) -> None:
+        while True:
+            frames = await self.router.recv_multipart()
+            if len(frames) < 3 or frames[-2] != b"":
+                log.warning("dropped a request without a REQ envelope (%d frames); use a REQ socket", len(frames))
+                continue
+            task = asyncio.create_task(self._answer(frames[:-1], frames[-1]))
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
+
+    async def _answer(self, envelope: list[bytes], raw: bytes) -> None:
+        op = "invalid"
+        try:
+            request = _parse_request(raw)
+            op = request["op"]
+            reply = await self.handle(request)
+            outcome = "ok"
+        except RequestError as exc:
+            reply = {"ok": False, "code": exc.code, "error": exc.message}
+            if exc.tws_code is not None:
+                reply["tws_code"] = exc.tws_code
+            outcome = exc.code
+            log.info("refused %s request: %s", op, exc.message)
+        self.metrics.request(op, outcome)
+        await self.router.send_multipart([*envelope, self._packer.pack(reply)])
+
+    async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request["op"]
+        if op == "subscribe":
+            return await self._subscribe(request)
+        if op == "renew":
+            ids = request.get("ids", [request["id"]] if "id" in request else None)
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > 10_000:
+                raise RequestError("bad_request", "renew needs 'ids': a list of subscription id strings")
+            renewed, unknown = self.book.renew(ids, time.monotonic())
+            return {"ok": True, "renewed": renewed, "unknown": unknown}
+        if op == "unsubscribe":
+            sub_id = request.get("id")
+            if not isinstance(sub_id, str):
+                raise RequestError("bad_request", "unsubscribe needs 'id': the subscription id string")
+            known, unused = self.book.unsubscribe(sub_id)
+            if not known:
+                raise RequestError("not_found", f"no subscription {sub_id[:40]!r} (already gone, or its lease lapsed)")
+            if unused is not None:
+                self._cancel_line(unused, "last consumer left")
+            self._update_gauges()
+            return {"ok": True}
+        if op == "list":
+            return {"ok": True, "subscriptions": [
+                {"topic": line.key.topic, "instrument": line.key.instrument, "kind": line.key.kind,
+                 "consumers": len(line.leases), "req_id": line.req_id}
+                for line in self.book.lines()
+            ]}  # fmt: skip
+        if op == "status":
+            return {"ok": True, "tws": {"connected": self.tws_ready,
+                                        "server_version": self.tws.server_version, "host": self.tws.host,
+                                        "port": self.tws.port, "client_id": self.tws.client_id},
+                    "lines_in_use": len(self.book.lines()), "subscriptions": self.book.subscription_count(),
+                    "uptime_s": round(time.monotonic() - self._started, 3)}  # fmt: skip
+        if op == "ping":
+            return {"ok": True, "pong": time.time_ns()}
+        raise RequestError("bad_request", f"unknown op {str(op)[:40]!r}; ops: subscribe, renew, unsubscribe, list, "
+                           "status, ping")  # fmt: skip
+
+    async def _subscribe(self, request: dict[str, Any]) -> dict[str, Any]:
+        wanted, kind, md_type, generic, lease = _subscribe_args(request, self.settings.lease_default)
+        if not self.tws_ready:
+            raise RequestError("not_connected", "TWS is not connected right now; the bridge is reconnecting, retry")
+        contract = await self._qualify(wanted)
+        key = LineKey(instrument_key(contract), kind, md_type, generic)
+        line, sub_id, is_new = self.book.subscribe(key, contract, next(self._ids), lease, time.monotonic())
+        self._update_gauges()
+        if is_new:
+            waiter: asyncio.Future[ev.Error | None] = asyncio.get_running_loop().create_future()
+            self._first_answer[line.req_id] = waiter
+            self._send_line_request(line)
+            self.publish_state(self._line_state(line, "active"))
+            try:
+                error = await asyncio.wait_for(waiter, FIRST_ANSWER_WAIT)
+            except TimeoutError:
+                error = None  # quiet instrument: no refusal either
+            finally:
+                self._first_answer.pop(line.req_id, None)
+            if error is not None:
+                raise _tws_refusal(error)
+        return {"ok": True, "id": sub_id, "topic": key.topic, "instrument": key.instrument, "lease": lease,
+                "latest": dict(line.latest)}  # fmt: skip
+
+    def _send_line_request(self, line: Line) -> None:
+        if line.key.kind == "quote":
+            wanted = MARKET_DATA_TYPES[line.key.market_data_type]
+            if wanted != self._market_data_type:
+                # reqMarketDataType is connection-wide in TWS and applies to later reqMktData.
+                self.tws.send(rq.ReqMarketDataType(wanted))
+                self._market_data_type = wanted
+        self.tws.send(tws_request(line, line.req_id))
+
+    def _cancel_line(self, line: Line, why: str) -> None:
+        self.tws.send(tws_cancel(line))
+        log.info("cancelled %s at TWS (%s)", line.key.topic, why)
+        self.publish_state(self._line_state(line, "cancelled", message=why))
+
+    async def _qualify(self, wanted: Contract) -> Contract:
+        """Ask TWS what the instrument is (reqContractDetails), once per instrument."""
+        known = self._qualified.get(wanted)
+        if known is not None:
+            return known
+        req_id = next(self._ids)
+        pending = _Pending(asyncio.get_running_loop().create_future(), [])
+        self._pending[req_id] = pending
+        self.tws.send(rq.ReqContractDetails(req_id, wanted))
+        try:
+            details: list[ev.ContractDetails] = await asyncio.wait_for(pending.future, QUALIFY_TIMEOUT)
+        except TimeoutError:
+            raise RequestError(
+                "timeout", f"TWS did not describe the instrument within {QUALIFY_TIMEOUT:.0f} s"
+            ) from None
+        finally:
+            self._pending.pop(req_id, None)
+        if not details:
+            raise RequestError("unknown_instrument", "TWS returned no contract for this instrument")
+        if len(details) > 1:
+            choices = ", ".join(sorted({instrument_key(d.contract) for d in details})[:10])
+            raise RequestError("bad_request", f"{len(details)} contracts match; name one of: {choices}")
+        contract = details[0].contract._replace(exchange=wanted.exchange or details[0].contract.exchange)
+        self._qualified[wanted] = contract
+        return contract
+
+    async def _expire_leases(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            dropped, emptied = self.book.expire(time.monotonic())
+            if dropped:
+                self.metrics.lease_expiries.inc(len(dropped))
+                log.info("%d subscriptions lapsed (no renewal)", len(dropped))
+            for line in emptied:
+                self._cancel_line(line, "lease expired")
+            if dropped:
+                self._update_gauges()
+
+
+def _tws_refusal(error: ev.Error) -> RequestError:
+    code = "unknown_instrument" if error.code == 200 else "tws_error"
+    words = f"TWS error {error.code}: {error.message}"
+    extra = hint(error.code)
+    return RequestError(code, f"{words} ({extra})" if extra else words, error.code)
+
+
+def _parse_request(raw: bytes) -> dict[str, Any]:
+    if len(raw) > MAX_REQUEST_BYTES:
+        raise RequestError("bad_request", f"request of {len(raw)} bytes is over the {MAX_REQUEST_BYTES}-byte limit")
+    try:
+        request = msgpack.unpackb(raw, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        raise RequestError("bad_request", f"request is not valid msgpack ({type(exc).__name__})") from None
+    if not isinstance(request, dict):
+        raise RequestError("bad_request", f"request must be a msgpack map, got {type(request).__name__}")
+    if not isinstance(request.get("op"), str):
+        raise RequestError("bad_request", "request needs 'op' (a string): subscribe, renew, unsubscribe, list, ...")
+    return request
+
+
+def _subscribe_args(request: dict[str, Any], lease_default: float) -> tuple[Contract, str, str, str, float]:
+    if "instrument" not in request:
+        raise RequestError("bad_request", "subscribe needs 'instrument': a short form like 'AAPL' or a contract map")
+    try:
+        contract = parse_instrument(request["instrument"])
+    except InstrumentError as exc:
+        raise RequestError("bad_request", str(exc)) from None
+    kind = request.get("kind", "quote")
+    if kind not in KINDS:
+        raise RequestError("bad_request", f"kind {str(kind)[:40]!r} is not one of {', '.join(KINDS)}")
+    md_type = request.get("market_data_type", "live")
+    if md_type not in MARKET_DATA_TYPES or (kind != "quote" and md_type != "live"):
+        raise RequestError("bad_request", "market_data_type is live, frozen, delayed or delayed_frozen (quotes only)")
+    generic = request.get("generic_ticks", "")
+    if not isinstance(generic, str) or not _GENERIC_TICKS.fullmatch(generic) or (generic and kind != "quote"):
+        raise RequestError("bad_request", "generic_ticks is a comma-separated list of numbers, for quotes only")
+    lease = request.get("lease", lease_default)
+    if isinstance(lease, bool) or not isinstance(lease, int | float) or not 1 <= lease <= 3600:
+        raise RequestError("bad_request", "lease is a number of seconds from 1 to 3600")
+    return contract, kind, md_type, generic, float(lease)
