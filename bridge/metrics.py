@@ -7,6 +7,8 @@ known list (others count as "other"); nothing a REQ client sends can create a la
 
 from __future__ import annotations
 
+import re
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from .protocol import events as ev
@@ -25,8 +27,7 @@ KNOWN_TWS_CODES = frozenset(
 
 def event_kind(cls: type) -> str:
     """TickPrice -> tick_price: the `kind` label of received messages."""
-    name = cls.__name__
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls.__name__).lower()
 
 
 class Metrics:
