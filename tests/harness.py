@@ -1,0 +1,149 @@
+"""Real processes for end-to-end tests: the simulator, the bridge, consumers; free ports; polling."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import zmq
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Process:
+    """A child process whose output goes to a file, so it can never block on a full pipe."""
+
+    def __init__(self, name: str, args: list[str], workdir: Path) -> None:
+        self.name = name
+        self.log_path = workdir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=env
+        )
+
+    @property
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+class Simulator(Process):
+    def __init__(self, workdir: Path, port: int | None = None, rate: float = 20, journal: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.journal = journal or workdir / "journal.jsonl"
+        super().__init__(
+            f"simulator-{self.port}",
+            ["-m", "bridge.simulator", "--port", str(self.port), "--rate", str(rate), "--journal", str(self.journal)],
+            workdir,
+        )
+        wait_for(self._listening, 10, "the simulator to listen")
+
+    def _listening(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def requests(self, kind: str | None = None) -> list[dict[str, Any]]:
+        if not self.journal.exists():
+            return []
+        rows = [json.loads(line) for line in self.journal.read_text().splitlines() if line.strip()]
+        return [r for r in rows if kind is None or r.get("request") == kind]
+
+
+class Bridge(Process):
+    def __init__(self, workdir: Path, tws_port: int, extra: list[str] | None = None) -> None:
+        self.pub = f"tcp://127.0.0.1:{free_port()}"
+        self.rep = f"tcp://127.0.0.1:{free_port()}"
+        self.metrics_port = free_port()
+        args = ["-m", "bridge", "--tws-port", str(tws_port), "--pub", self.pub, "--rep", self.rep]
+        args += ["--metrics", f"127.0.0.1:{self.metrics_port}", *(extra or [])]
+        super().__init__("bridge", args, workdir)
+        self.ctx = zmq.Context()
+        wait_for(lambda: self.request({"op": "status"}, timeout=0.5).get("tws", {}).get("connected"), 15, "bridge up")
+
+    def request(self, body: dict[str, Any] | bytes, timeout: float = 5.0) -> dict[str, Any]:
+        """One REQ round trip on a fresh socket (so a timeout never wedges the next call)."""
+        sock = self.ctx.socket(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVTIMEO, int(timeout * 1000))
+        sock.connect(self.rep)
+        try:
+            sock.send(body if isinstance(body, bytes) else msgpack.packb(body))
+            return msgpack.unpackb(sock.recv())
+        except zmq.Again:
+            return {}
+        finally:
+            sock.close()
+
+    def subscriber(self, *topics: str) -> zmq.Socket:
+        sock = self.ctx.socket(zmq.SUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVTIMEO, 5000)
+        sock.connect(self.pub)
+        for topic in topics:
+            sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        return sock
+
+    def metrics(self) -> dict[str, float]:
+        import urllib.request
+
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith("twsbridge_"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
+    def stop(self) -> None:
+        super().stop()
+        self.ctx.destroy(linger=0)
+
+
+def recv(sock: zmq.Socket) -> tuple[str, dict[str, Any]]:
+    topic, payload = sock.recv_multipart()
+    return topic.decode(), msgpack.unpackb(payload)

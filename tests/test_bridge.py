@@ -1,0 +1,172 @@
+"""The bridge as users run it: real simulator and bridge processes, real ZeroMQ and TCP."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zmq
+
+from tests.harness import Bridge, Simulator, recv, wait_for
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[Simulator]:
+    s = Simulator(tmp_path)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def bridge(tmp_path: Path, sim: Simulator) -> Iterator[Bridge]:
+    b = Bridge(tmp_path, sim.port)
+    yield b
+    b.stop()
+
+
+def test_two_consumers_of_one_instrument_cost_one_tws_request(bridge: Bridge, sim: Simulator) -> None:
+    sub = bridge.subscriber("quote/BTC.CRYPTO.PAXOS.USD")
+    time.sleep(0.2)
+    first = bridge.request({"op": "subscribe", "instrument": "BTC.CRYPTO"})
+    second = bridge.request({"op": "subscribe", "instrument": {"symbol": "BTC", "secType": "CRYPTO",
+                                                                 "exchange": "PAXOS", "currency": "USD"}})  # fmt: skip
+    assert first["ok"] and second["ok"], (first, second)
+    assert first["topic"] == second["topic"] == "quote/BTC.CRYPTO.PAXOS.USD"
+    assert first["id"] != second["id"]
+    topic, payload = recv(sub)
+    assert topic == first["topic"] and payload["instrument"] == "BTC.CRYPTO.PAXOS.USD" and payload["v"] == 1
+    assert len(sim.requests("ReqMktData")) == 1
+    listing = bridge.request({"op": "list"})["subscriptions"]
+    assert [(s["topic"], s["consumers"]) for s in listing] == [("quote/BTC.CRYPTO.PAXOS.USD", 2)]
+
+    assert bridge.request({"op": "unsubscribe", "id": first["id"]}) == {"ok": True}
+    time.sleep(0.3)
+    assert sim.requests("CancelMktData") == []
+    assert bridge.request({"op": "unsubscribe", "id": second["id"]}) == {"ok": True}
+    wait_for(lambda: sim.requests("CancelMktData"), 5, "the cancel at TWS")
+    assert bridge.request({"op": "list"})["subscriptions"] == []
+
+
+def test_a_late_joiner_gets_the_latest_values_in_its_reply(bridge: Bridge) -> None:
+    early = bridge.request({"op": "subscribe", "instrument": "AAPL"})
+    assert early["ok"]
+    time.sleep(0.5)
+    late = bridge.request({"op": "subscribe", "instrument": "AAPL"})
+    latest = late["latest"]
+    assert {"bid", "ask", "last", "bid_size", "ask_size"} <= set(latest)
+    assert latest["bid"] < latest["ask"]
+
+
+def test_payloads_follow_the_documented_schema_with_per_topic_sequence(bridge: Bridge) -> None:
+    sub = bridge.subscriber("quote/")
+    time.sleep(0.2)
+    assert bridge.request({"op": "subscribe", "instrument": "ETH.CRYPTO"})["ok"]
+    seqs = []
+    for _ in range(20):
+        _, p = recv(sub)
+        assert {"v", "kind", "event", "instrument", "seq", "recv_ns", "tws_time"} <= set(p)
+        assert p["kind"] == "quote" and abs(p["recv_ns"] - time.time_ns()) < 5e9
+        if p["event"] == "tick_price":
+            assert isinstance(p["price"], float) and p["tick"] in {"bid", "ask", "last", "high", "low", "close", "open"}
+        seqs.append(p["seq"])
+    assert seqs == list(range(seqs[0], seqs[0] + 20))
+
+
+def test_a_consumer_that_stops_renewing_loses_its_subscription_after_its_lease(bridge: Bridge, sim: Simulator) -> None:
+    reply = bridge.request({"op": "subscribe", "instrument": "MSFT", "lease": 1})
+    assert reply["ok"] and reply["lease"] == 1
+    renewed = bridge.request({"op": "renew", "ids": [reply["id"]]})
+    assert renewed == {"ok": True, "renewed": [reply["id"]], "unknown": []}
+    wait_for(lambda: sim.requests("CancelMktData"), 5, "the lease to lapse and the line to be cancelled")
+    assert bridge.request({"op": "renew", "ids": [reply["id"]]})["unknown"] == [reply["id"]]
+    assert bridge.metrics()["twsbridge_lease_expiries_total"] == 1
+
+
+def test_unknown_symbols_get_tws_words_and_ours(bridge: Bridge) -> None:
+    reply = bridge.request({"op": "subscribe", "instrument": "NOSUCH.STK"})
+    assert reply["ok"] is False and reply["code"] == "unknown_instrument" and reply["tws_code"] == 200
+    assert "No security definition" in reply["error"] and "check symbol" in reply["error"]
+
+
+@pytest.mark.parametrize(
+    ("garbage", "says"),
+    [
+        (b"\xc1\xff not msgpack", "not valid msgpack"),
+        (b"\x93\x01\x02\x03", "must be a msgpack map"),
+        ({"op": 5}, "needs 'op'"),
+        ({"op": "launch"}, "unknown op"),
+        ({"op": "subscribe"}, "needs 'instrument'"),
+        ({"op": "subscribe", "instrument": "AAPL", "kind": "options"}, "kind 'options'"),
+        ({"op": "subscribe", "instrument": "AAPL", "lease": "long"}, "lease"),
+        ({"op": "subscribe", "instrument": ["AAPL"]}, "short-form string"),
+        ({"op": "unsubscribe", "id": "nope"}, "no subscription"),
+        (b"\x81\xa2op" + b"\xda\xff\xff" + b"x" * 65535, "byte limit"),
+    ],
+)
+def test_garbage_on_the_request_socket_gets_a_clear_error_and_the_bridge_carries_on(
+    bridge: Bridge, garbage: dict | bytes, says: str
+) -> None:
+    reply = bridge.request(garbage)
+    assert reply["ok"] is False and says in reply["error"], reply
+    assert bridge.request({"op": "ping"})["ok"]
+
+
+def test_metrics_show_the_counts_moving(bridge: Bridge) -> None:
+    before = bridge.metrics()
+    assert before["twsbridge_tws_up"] == 1
+    assert bridge.request({"op": "subscribe", "instrument": "BTC.CRYPTO"})["ok"]
+    time.sleep(1.0)
+    after = bridge.metrics()
+    assert after["twsbridge_messages_published_total"] > before["twsbridge_messages_published_total"]
+    assert after['twsbridge_tws_messages_received_total{kind="tick_price"}'] > 0
+    assert after["twsbridge_lines_in_use"] == 1 and after["twsbridge_subscriptions"] == 1
+    assert after['twsbridge_rep_requests_total{op="subscribe",outcome="ok"}'] == 1
+    assert after["twsbridge_publish_latency_seconds_count"] > 0
+
+
+def test_sigterm_cancels_at_tws_says_so_and_exits_zero_within_two_seconds(bridge: Bridge, sim: Simulator) -> None:
+    state = bridge.subscriber("state")
+    time.sleep(0.2)
+    assert bridge.request({"op": "subscribe", "instrument": "BTC.CRYPTO"})["ok"]
+    assert bridge.request({"op": "subscribe", "instrument": "AAPL", "kind": "trades"})["ok"]
+    started = time.monotonic()
+    bridge.signal(signal.SIGTERM)
+    assert bridge.wait(timeout=2) == 0
+    assert time.monotonic() - started < 2
+    wait_for(lambda: sim.requests("CancelMktData") and sim.requests("CancelTickByTickData"), 3, "cancels at TWS")
+    states = []
+    state.setsockopt(zmq.RCVTIMEO, 300)
+    while True:
+        try:
+            states.append(recv(state)[1])
+        except Exception:
+            break
+    assert states[-1]["event"] == "connection" and states[-1]["state"] == "stopped"
+
+
+def test_a_tws_restart_is_survived_and_subscriptions_come_back(tmp_path: Path, sim: Simulator, bridge: Bridge) -> None:
+    sub = bridge.subscriber("quote/BTC.CRYPTO.PAXOS.USD", "state")
+    time.sleep(0.2)
+    assert bridge.request({"op": "subscribe", "instrument": "BTC.CRYPTO"})["ok"]
+    sim.stop()
+    wait_for(lambda: bridge.metrics()["twsbridge_tws_up"] == 0, 5, "tws_up to drop")
+    assert bridge.request({"op": "subscribe", "instrument": "ETH.CRYPTO"})["code"] == "not_connected"
+    restarted = Simulator(tmp_path, port=sim.port, journal=tmp_path / "journal2.jsonl")
+    try:
+        wait_for(lambda: restarted.requests("ReqMktData"), 10, "the bridge to re-request after the restart")
+        seen: set[tuple[str, str]] = set()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and ("state", "restored") not in seen:
+            topic, p = recv(sub)
+            seen.add((topic, p.get("state", p["event"])))
+        assert ("state", "disconnected") in seen and ("state", "connected") in seen and ("state", "restored") in seen
+        topic, p = recv(sub)
+        while topic == "state":
+            topic, p = recv(sub)
+        assert topic == "quote/BTC.CRYPTO.PAXOS.USD"
+        assert bridge.metrics()["twsbridge_tws_up"] == 1
+    finally:
+        restarted.stop()
