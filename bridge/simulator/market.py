@@ -1,0 +1,116 @@
+"""A seeded random-walk market: one price path per instrument, shared by every subscriber.
+
+Each instrument draws from its own `random.Random`, seeded from the simulator seed and its
+conId, so its path depends only on the seed and how many steps it has taken, never on what
+else is subscribed. Prices sit on the instrument's tick grid; the spread is one to three ticks.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, replace
+
+from .catalogue import Instrument
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The top of book and the session statistics after one step."""
+
+    bid: float
+    ask: float
+    last: float
+    bid_size: float
+    ask_size: float
+    last_size: float
+    volume: float
+    high: float
+    low: float
+    open: float
+    close: float  # the previous session's close, as TWS reports it
+    time: float  # epoch seconds of the step
+    last_time: int  # epoch seconds of the last trade
+    traded: bool  # whether this step printed a trade
+    step: int
+
+    @property
+    def mid(self) -> float:
+        return (self.bid + self.ask) / 2
+
+
+class Market:
+    """The price paths of every instrument the simulator has been asked about."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self._rngs: dict[int, random.Random] = {}
+        self._quotes: dict[int, Quote] = {}
+
+    def _rng(self, inst: Instrument) -> random.Random:
+        rng = self._rngs.get(inst.con_id)
+        if rng is None:
+            rng = self._rngs[inst.con_id] = random.Random(f"{self.seed}:{inst.con_id}")
+        return rng
+
+    def quote(self, inst: Instrument) -> Quote:
+        """The instrument's current quote (its opening one if it has never stepped)."""
+        q = self._quotes.get(inst.con_id)
+        if q is None:
+            q = self._quotes[inst.con_id] = self._open(inst)
+        return q
+
+    def step(self, inst: Instrument) -> Quote:
+        """Move the instrument one step along its path and return the new quote."""
+        q = self.quote(inst)
+        rng = self._rng(inst)
+        tick = inst.min_tick
+        mid = _on_grid(q.mid * (1 + rng.gauss(0, inst.volatility)), tick)
+        half_spread = rng.randint(1, 3) * tick / 2
+        bid = _on_grid(mid - half_spread, tick)
+        ask = max(_on_grid(mid + half_spread, tick), _on_grid(bid + tick, tick))
+        now = time.time()
+        traded = rng.random() < 0.7
+        last, last_size, last_time, volume = q.last, q.last_size, q.last_time, q.volume
+        if traded:
+            last = rng.choice((bid, ask))
+            last_size = _size(rng, inst)
+            last_time = int(now)
+            volume = round(volume + last_size, 4)
+        return self._store(
+            inst,
+            replace(
+                q, bid=bid, ask=ask, last=last, bid_size=_size(rng, inst), ask_size=_size(rng, inst),
+                last_size=last_size, volume=volume, high=max(q.high, last), low=min(q.low, last), time=now,
+                last_time=last_time, traded=traded, step=q.step + 1,
+            ),
+        )  # fmt: skip
+
+    def _store(self, inst: Instrument, q: Quote) -> Quote:
+        self._quotes[inst.con_id] = q
+        return q
+
+    def _open(self, inst: Instrument) -> Quote:
+        rng = self._rng(inst)
+        tick = inst.min_tick
+        close = _on_grid(inst.start_price, tick)
+        last = _on_grid(close * (1 + rng.gauss(0, 20 * inst.volatility)), tick)
+        bid, ask = _on_grid(last - tick, tick), _on_grid(last + tick, tick)
+        now = time.time()
+        return Quote(
+            bid=bid, ask=ask, last=last, bid_size=_size(rng, inst), ask_size=_size(rng, inst),
+            last_size=_size(rng, inst), volume=float(round(inst.lot * rng.randint(200, 2000), 4)),
+            high=max(close, last, ask), low=min(close, last, bid), open=close, close=close, time=now,
+            last_time=int(now), traded=True, step=0,
+        )  # fmt: skip
+
+
+def _on_grid(price: float, tick: float) -> float:
+    """Round to the tick grid; the round(.., 10) drops float noise like 1.08450000000001."""
+    return round(round(price / tick) * tick, 10)
+
+
+def _size(rng: random.Random, inst: Instrument) -> float:
+    # Always a float: the protocol layer's size encoder calls float.is_integer().
+    units = inst.lot * rng.randint(1, 10)
+    return float(round(round(units / inst.size_increment) * inst.size_increment, 4))

@@ -1,0 +1,202 @@
+"""The simulator's TCP server: accepts TWS API clients, shares one market among them.
+
+    sim = Simulator(port=0, rate=20, seed=1)
+    await sim.start()          # sim.port is now bound
+    ...                        # clients connect; sim.requests records what they asked
+    await sim.stop()
+
+What is account-wide in TWS is simulator-wide here: client ids, market-data lines, depth
+books, order ids. Everything per connection (version, market-data type, subscriptions)
+lives in `session.Session`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from bridge.protocol import MAX_SUPPORTED, MIN_SUPPORTED
+
+from .catalogue import Instrument
+from .market import Market, Quote
+from .session import Session, request_name
+
+log = logging.getLogger("bridge.simulator")
+
+Listener = Callable[[Quote, Quote], None]
+
+
+class Feed:
+    """Steps one instrument at the configured rate while anyone listens, and fans each step out.
+
+    One feed per instrument, so every subscriber, on every connection, sees the same path.
+    """
+
+    def __init__(self, market: Market, inst: Instrument, rate: float) -> None:
+        self.market = market
+        self.inst = inst
+        self.interval = 1.0 / rate
+        self.listeners: dict[object, Listener] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, key: object, listener: Listener) -> None:
+        self.listeners[key] = listener
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"feed {self.inst.label()}")
+
+    def remove(self, key: object) -> None:
+        self.listeners.pop(key, None)
+        if not self.listeners and self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while self.listeners:
+            # Sleep to a fixed schedule, so the rate holds even when fanning out takes time.
+            due += self.interval
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            old = self.market.quote(self.inst)
+            new = self.market.step(self.inst)
+            for key, listener in list(self.listeners.items()):
+                try:
+                    listener(old, new)
+                except Exception:  # one subscriber's bug must not stop the others' stream
+                    log.exception("listener %r failed; dropping it", key)
+                    self.listeners.pop(key, None)
+
+
+class Simulator:
+    """A TWS look-alike on a TCP port: handshake, connect sequence, market and reference data."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        server_version: int = MAX_SUPPORTED,
+        rate: float = 4.0,
+        seed: int = 0,
+        max_lines: int = 100,
+        bar_seconds: float = 5.0,
+        journal: str | Path | None = None,
+        account: str = "DU1234567",
+        max_depth_books: int = 3,
+    ) -> None:
+        if not MIN_SUPPORTED <= server_version <= MAX_SUPPORTED:
+            raise ValueError(f"server version {server_version} is outside {MIN_SUPPORTED}..{MAX_SUPPORTED}")
+        if rate <= 0 or bar_seconds <= 0:
+            raise ValueError("rate and bar_seconds must be positive")
+        self.host = host
+        self.port = port
+        self.server_version = server_version
+        self.rate = rate
+        self.seed = seed
+        self.max_lines = max_lines
+        self.bar_seconds = bar_seconds
+        self.account = account
+        self.max_depth_books = max_depth_books
+        self.market = Market(seed)
+        self.requests: list[tuple[int | None, Any]] = []
+        self.clients: dict[int, Session] = {}  # by client id, once startApi named it
+        self.sessions: set[Session] = set()
+        self._feeds: dict[int, Feed] = {}
+        self._next_order_id = 1
+        self._journal_path = Path(journal) if journal else None
+        self._journal: IO[str] | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._journal_path is not None:
+            self._journal = self._journal_path.open("a", encoding="utf-8")
+        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info(
+            "TWS simulator listening on %s:%d (server version %d, %g ticks/s, seed %d, %d market-data lines)",
+            self.host, self.port, self.server_version, self.rate, self.seed, self.max_lines,
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for session in list(self.sessions):
+            session.close("simulator stopping")
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2)
+        for feed in self._feeds.values():
+            for key in list(feed.listeners):
+                feed.remove(key)
+        if self._server is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+            self._server = None
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        log.info("TWS simulator stopped")
+
+    async def serve_forever(self) -> None:
+        """Run until cancelled (the CLI's main loop)."""
+        if self._server is None:
+            await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = Session(self, reader, writer)
+        self.sessions.add(session)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await session.run()
+        finally:
+            self.sessions.discard(session)
+            if task is not None:
+                self._tasks.discard(task)
+
+    # --- what sessions share ----------------------------------------------------------------
+
+    def feed(self, inst: Instrument) -> Feed:
+        feed = self._feeds.get(inst.con_id)
+        if feed is None:
+            feed = self._feeds[inst.con_id] = Feed(self.market, inst, self.rate)
+        return feed
+
+    def next_order_id(self) -> int:
+        return self._next_order_id
+
+    def lines_in_use(self) -> int:
+        """Market-data lines are the account's, so every connection's streams count."""
+        return sum(s.lines_in_use() for s in self.sessions)
+
+    def depth_books_in_use(self) -> int:
+        return sum(s.depth_books_in_use() for s in self.sessions)
+
+    def record(self, client_id: int | None, request: Any) -> None:
+        """Keep the request for tests, and append it to the journal if there is one."""
+        self.requests.append((client_id, request))
+        if self._journal is None:
+            return
+        contract = getattr(request, "contract", None)
+        line = {
+            "t": round(time.time(), 6),
+            "client_id": client_id,
+            "request": request_name(request),
+            "req_id": getattr(request, "req_id", None),
+            "symbol": contract.symbol if contract is not None else None,
+            "sec_type": contract.sec_type if contract is not None else None,
+        }
+        self._journal.write(json.dumps(line) + "\n")
+        self._journal.flush()
