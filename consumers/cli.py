@@ -1,0 +1,99 @@
+"""Command-line pieces every sample consumer shares, so flags and defaults are the same everywhere."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from consumers.client import DEFAULT_LEASE, DEFAULT_TIMEOUT, BridgeError, BusClient, Subscription
+from consumers.config import PUB_ENV, REP_ENV, default_pub, default_rep
+
+KINDS = ("quote", "trades", "alltrades", "bidask", "midpoint", "bars", "depth")
+
+
+def add_bus_arguments(parser: argparse.ArgumentParser) -> None:
+    """--pub/--rep (defaults: the bridge's, or $TWSBRIDGE_PUB/$TWSBRIDGE_REP), --timeout, --lease."""
+    parser.add_argument("--pub", default=default_pub(), help=f"bridge data endpoint (default %(default)s; ${PUB_ENV})")
+    parser.add_argument(
+        "--rep", default=default_rep(), help=f"bridge request endpoint (default %(default)s; ${REP_ENV})"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for a bridge reply (%(default)s)"
+    )
+    parser.add_argument(
+        "--lease",
+        type=int,
+        default=DEFAULT_LEASE,
+        help="subscription lease in seconds, renewed at a third (%(default)s)",
+    )
+
+
+def add_subscription_arguments(parser: argparse.ArgumentParser, kind: str = "quote") -> None:
+    """--kind, --delayed, --generic-ticks: what each subscribe request asks for."""
+    parser.add_argument("--kind", default=kind, choices=KINDS, help="data kind (default %(default)s)")
+    parser.add_argument("--delayed", action="store_true", help="ask for delayed market data (no live permission)")
+    parser.add_argument("--generic-ticks", default="", help="generic tick list for quotes, e.g. 233,236")
+
+
+def add_stop_arguments(parser: argparse.ArgumentParser, what: str = "updates") -> None:
+    """--count/--seconds: end on their own, handy in scripts and tests."""
+    parser.add_argument("--count", type=int, default=None, help=f"exit after this many {what}")
+    parser.add_argument("--seconds", type=float, default=None, help="exit after this many seconds")
+
+
+def client_from_args(args: argparse.Namespace) -> BusClient:
+    """A BusClient on the endpoints the flags name, stopped cleanly by SIGINT/SIGTERM."""
+    bus = BusClient(pub=args.pub, rep=args.rep, timeout=args.timeout)
+    bus.stop_on_signals()
+    return bus
+
+
+def subscribe_each(bus: BusClient, args: argparse.Namespace, prog: str) -> list[Subscription]:
+    """Subscribe every instrument from the command line; report the ones the bridge refuses, keep the rest.
+
+    Raises the error if none succeeded, and at once if the bridge is not answering at all.
+    """
+    subs: list[Subscription] = []
+    last: BridgeError | None = None
+    mdt = "delayed" if args.delayed else "live"
+    for instrument in args.instruments:
+        if bus.stopped:
+            break
+        try:
+            subs.append(bus.subscribe(instrument, args.kind, mdt, args.generic_ticks, args.lease))
+        except BridgeError as exc:
+            if exc.code == "timeout":
+                raise
+            print(f"{prog}: cannot subscribe {instrument}: {exc.error} [{exc.code}]", file=sys.stderr, flush=True)
+            last = exc
+    if not subs and last is not None:
+        raise last
+    return subs
+
+
+class Deadline:
+    """Remaining time for --seconds; None when there is no limit."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.end = None if seconds is None else time.monotonic() + seconds
+
+    def remaining(self) -> float | None:
+        return None if self.end is None else max(0.0, self.end - time.monotonic())
+
+    def passed(self) -> bool:
+        return self.end is not None and time.monotonic() >= self.end
+
+
+def run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """Run a consumer's main: bridge errors become one clear stderr line and exit status 1."""
+    logging.basicConfig(level=logging.WARNING, format=f"{prog}: %(message)s")
+    try:
+        return main(argv)
+    except BridgeError as exc:
+        print(f"{prog}: {exc.error} [{exc.code}]", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:  # a second Ctrl-C while shutting down
+        return 130

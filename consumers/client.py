@@ -1,0 +1,433 @@
+"""A small client for the tws-bridge bus (docs/bus.md), so a consumer is about ten lines.
+
+    with BusClient() as bus:
+        bus.stop_on_signals()                 # Ctrl-C / SIGTERM end the loop below cleanly
+        sub = bus.subscribe("BTC.CRYPTO")
+        print(sub.latest)
+        for topic, payload in bus:            # leases are renewed inside this loop
+            print(topic, payload)
+    # leaving the block unsubscribes
+
+Everything runs on the caller's thread: ZeroMQ sockets are not thread-safe, so lease renewal happens
+inside recv() rather than in a background thread. Keep calling recv() (or iterating) at least every
+lease/3 seconds, or the bridge drops the subscription.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import socket
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import zmq
+
+from consumers.config import default_pub, default_rep
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_LEASE = 30
+RENEW_RETRY_S = 1.0
+
+
+class BridgeError(Exception):
+    """A request failed: `code` is the bus reason code (docs/bus.md), `error` the bridge's words."""
+
+    def __init__(self, code: str, error: str, reply: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{error} [{code}]")
+        self.code = code
+        self.error = error
+        self.reply = reply or {}
+
+
+class BridgeTimeout(BridgeError):
+    """No reply in time: the bridge is not running, not reachable, or stuck."""
+
+
+@dataclass
+class Subscription:
+    """One lease on a bridge data stream; `id` may change if the bridge restarts (we resubscribe)."""
+
+    id: str
+    topic: str
+    instrument: str
+    lease: int
+    latest: dict[str, Any]
+    kind: str = "quote"
+    market_data_type: str = "live"
+    generic_ticks: str = ""
+    requested: str | dict[str, Any] = ""
+    reply: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+class Message(tuple):
+    """A data message as `(topic, payload)`; `lost` counts messages missed on this topic just before it."""
+
+    lost: int
+    raw: bytes
+
+    def __new__(cls, topic: str, payload: dict[str, Any], lost: int = 0, raw: bytes = b"") -> Message:
+        self = super().__new__(cls, (topic, payload))
+        self.lost = lost
+        self.raw = raw  # the payload bytes exactly as published, for recorders
+        return self
+
+    @property
+    def topic(self) -> str:
+        return self[0]
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self[1]
+
+
+class BusClient:
+    """Requests over a REQ socket, data over a SUB socket, leases renewed inside recv()."""
+
+    def __init__(
+        self,
+        pub: str | None = None,
+        rep: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        context: zmq.Context | None = None,
+    ) -> None:
+        self.pub = pub or default_pub()
+        self.rep = rep or default_rep()
+        self.timeout = timeout
+        self._own_ctx = context is None
+        self._ctx = context or zmq.Context()
+        self._req: zmq.Socket | None = None
+        self._sub = self._ctx.socket(zmq.SUB)
+        self._sub.setsockopt(zmq.LINGER, 0)
+        self._sub.connect(self.pub)
+        self.subscriptions: dict[str, Subscription] = {}
+        self._topics: Counter[str] = Counter()  # exact topics we asked for (prefix SUB lets variants in)
+        self._prefixes: Counter[str] = Counter()  # raw prefixes from listen()
+        self._last_seq: dict[str, int] = {}
+        self.lost = 0
+        self._next_renew = float("inf")
+        self._stop_flag = False
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._saved_signals: dict[int, Any] = {}
+        self._saved_wakeup_fd: int | None = None
+        self._closed = False
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def request(self, msg: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Send one request, wait for its reply; raise BridgeError on `ok: false`, BridgeTimeout on silence."""
+        timeout = self.timeout if timeout is None else timeout
+        if self._req is None:
+            self._req = self._ctx.socket(zmq.REQ)
+            self._req.setsockopt(zmq.LINGER, 0)
+            self._req.connect(self.rep)
+        req = self._req
+        try:
+            req.send(msgpack.packb(msg, use_bin_type=True), zmq.NOBLOCK)
+            if not req.poll(int(timeout * 1000), zmq.POLLIN):
+                raise BridgeTimeout(
+                    "timeout",
+                    f"no reply from the bridge at {self.rep} within {timeout:g} s to {msg.get('op')!r}: "
+                    "is tws-bridge running? (pass --rep or set TWSBRIDGE_REP if it listens elsewhere)",
+                )
+            raw = req.recv()
+        except BaseException as exc:
+            # A REQ socket that sent and never got its reply can send no more: start a fresh one.
+            self._reset_req()
+            if isinstance(exc, zmq.Again):
+                raise BridgeTimeout("timeout", f"cannot send to the bridge at {self.rep}") from None
+            raise
+        try:
+            reply = msgpack.unpackb(raw, raw=False)
+        except Exception as exc:
+            raise BridgeError("bad_reply", f"reply from {self.rep} is not msgpack: {exc}") from None
+        if not isinstance(reply, dict):
+            raise BridgeError("bad_reply", f"reply from {self.rep} is not a map: {reply!r}")
+        if reply.get("ok") is not True:
+            raise BridgeError(str(reply.get("code", "unknown")), str(reply.get("error", "request failed")), reply)
+        return reply
+
+    def _reset_req(self) -> None:
+        if self._req is not None:
+            self._req.close(linger=0)
+            self._req = None
+
+    def subscribe(
+        self,
+        instrument: str | dict[str, Any],
+        kind: str = "quote",
+        market_data_type: str = "live",
+        generic_ticks: str = "",
+        lease: int = DEFAULT_LEASE,
+    ) -> Subscription:
+        """Ask the bridge for a stream; short forms like "AAPL" go unchanged, the bridge resolves them."""
+        reply = self.request(
+            {
+                "op": "subscribe",
+                "instrument": instrument,
+                "kind": kind,
+                "generic_ticks": generic_ticks,
+                "market_data_type": market_data_type,
+                "lease": lease,
+            }
+        )
+        try:
+            sub = Subscription(
+                id=str(reply["id"]),
+                topic=str(reply["topic"]),
+                instrument=str(reply.get("instrument") or ""),
+                lease=int(reply.get("lease") or lease),
+                latest=dict(reply.get("latest") or {}),
+                kind=kind,
+                market_data_type=market_data_type,
+                generic_ticks=generic_ticks,
+                requested=instrument,
+                reply=reply,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BridgeError("bad_reply", f"subscribe reply lacks {exc}: {reply!r}") from None
+        self.subscriptions[sub.id] = sub
+        self._add_topic(sub.topic)
+        # Sooner of the existing schedule and this lease's: never push older leases' renewal later.
+        self._next_renew = min(self._next_renew, time.monotonic() + sub.lease / 3)
+        return sub
+
+    def unsubscribe(self, id: str) -> None:
+        """Give a lease back; the bridge cancels the TWS request when no one else holds it."""
+        sub = self.subscriptions.pop(id, None)
+        if sub is not None:
+            self._drop_topic(sub.topic)
+        if not self.subscriptions:
+            self._next_renew = float("inf")
+        self.request({"op": "unsubscribe", "id": id})
+
+    def renew(self) -> dict[str, Any]:
+        """Renew every lease now; ids the bridge no longer knows (it restarted) are subscribed again."""
+        if not self.subscriptions:
+            return {"ok": True, "renewed": [], "unknown": []}
+        reply = self.request({"op": "renew", "ids": list(self.subscriptions)})
+        for old in reply.get("unknown") or []:
+            sub = self.subscriptions.pop(old, None)
+            if sub is None:
+                continue
+            self._drop_topic(sub.topic)
+            log.warning("bridge forgot subscription %s (%s); subscribing again", old, sub.topic)
+            try:
+                new = self.subscribe(sub.requested, sub.kind, sub.market_data_type, sub.generic_ticks, sub.lease)
+            except BridgeError as exc:
+                log.warning("could not subscribe %s again: %s; will retry", sub.topic, exc)
+                self.subscriptions[old] = sub  # keep it so the next renewal retries
+                self._add_topic(sub.topic)
+                continue
+            sub.id, sub.topic, sub.latest, sub.reply = new.id, new.topic, new.latest, new.reply
+            self.subscriptions[new.id] = sub  # same object the caller holds, now with the new id
+        return reply
+
+    def status(self) -> dict[str, Any]:
+        """The bridge's view of TWS and its subscriptions."""
+        return self.request({"op": "status"})
+
+    def ping(self) -> int:
+        """The bridge's clock in Unix ns; raises BridgeTimeout if the bridge is not there."""
+        return int(self.request({"op": "ping"})["pong"])
+
+    def list_subscriptions(self) -> list[dict[str, Any]]:
+        """Every TWS request the bridge holds, shared or not."""
+        return list(self.request({"op": "list"}).get("subscriptions") or [])
+
+    # -- data -------------------------------------------------------------------------------
+
+    def listen(self, prefix: str) -> None:
+        """Receive a topic prefix without a subscription ("" = everything, "state" = state changes)."""
+        self._prefixes[prefix] += 1
+        self._sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+
+    def _add_topic(self, topic: str) -> None:
+        self._topics[topic] += 1
+        self._sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+
+    def _drop_topic(self, topic: str) -> None:
+        self._topics[topic] -= 1
+        if self._topics[topic] <= 0:
+            del self._topics[topic]
+        self._sub.setsockopt(zmq.UNSUBSCRIBE, topic.encode())
+
+    def _wanted(self, topic: str) -> bool:
+        # A SUB prefix also matches the /delayed and /g... variants of a topic; hand out only what was asked.
+        return topic in self._topics or any(topic.startswith(p) for p in self._prefixes)
+
+    def _schedule_renew(self, now: float) -> None:
+        if self.subscriptions:
+            self._next_renew = now + min(s.lease for s in self.subscriptions.values()) / 3
+        else:
+            self._next_renew = float("inf")
+
+    def _renew_if_due(self) -> None:
+        now = time.monotonic()
+        if now < self._next_renew:
+            return
+        try:
+            self.renew()
+        except BridgeError as exc:
+            log.warning("lease renewal failed: %s; retrying in %g s", exc, RENEW_RETRY_S)
+            self._next_renew = time.monotonic() + RENEW_RETRY_S
+            return
+        self._schedule_renew(now)
+
+    def recv(self, timeout: float | None = None) -> Message | None:
+        """Next wanted message, or None on timeout or once stopped by a signal. Renews leases while waiting."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        poller = zmq.Poller()
+        poller.register(self._sub, zmq.POLLIN)
+        if self._wake_r is not None:
+            poller.register(self._wake_r, zmq.POLLIN)
+        while not self._stop_flag:
+            self._renew_if_due()
+            now = time.monotonic()
+            wait = self._next_renew - now
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            if wait < 0:
+                wait = 0
+            events = dict(poller.poll(None if wait == float("inf") else int(wait * 1000) + 1))
+            if self._wake_r is not None and self._wake_r in events:
+                self._drain_wake()
+            if self._sub in events:
+                msg = self._read(zmq.NOBLOCK)
+                if msg is not None:
+                    return msg
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+        return None
+
+    def pending(self) -> Iterator[Message]:
+        """Messages already queued locally, without waiting: drain these after a stop so none are dropped."""
+        while True:
+            try:
+                msg = self._read(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if msg is not None:
+                yield msg
+
+    def _read(self, flags: int) -> Message | None:
+        """Parse one queued message; None if it is malformed or not ours. Raises zmq.Again if none queued."""
+        frames = self._sub.recv_multipart(flags)
+        if len(frames) != 2:
+            log.warning("ignoring a %d-frame message (the bus sends [topic, payload])", len(frames))
+            return None
+        topic = frames[0].decode("utf-8", "replace")
+        if not self._wanted(topic):
+            return None
+        try:
+            payload = msgpack.unpackb(frames[1], raw=False)
+        except Exception as exc:
+            log.warning("ignoring undecodable payload on %s: %s", topic, exc)
+            return None
+        if not isinstance(payload, dict):
+            log.warning("ignoring non-map payload on %s", topic)
+            return None
+        return Message(topic, payload, self._gap(topic, payload.get("seq")), frames[1])
+
+    def _gap(self, topic: str, seq: Any) -> int:
+        """How many messages were lost before this one; seq restarting lower means the bridge restarted."""
+        if not isinstance(seq, int):
+            return 0
+        last = self._last_seq.get(topic)
+        self._last_seq[topic] = seq
+        if last is None or seq <= last:
+            return 0
+        lost = seq - last - 1
+        self.lost += lost
+        return lost
+
+    def __iter__(self) -> Iterator[Message]:
+        while True:
+            msg = self.recv()
+            if msg is None:
+                return
+            yield msg
+
+    # -- signals ----------------------------------------------------------------------------
+
+    def stop_on_signals(self, signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> None:
+        """Let SIGINT/SIGTERM end recv() and iteration cleanly (a second signal interrupts at once).
+
+        The handler only sets a flag; a wakeup fd makes the waiting poll return, so a signal never
+        lands in the middle of a request or a database write. Main thread only.
+        """
+        if self._wake_r is None:
+            self._wake_r, self._wake_w = socket.socketpair()
+            self._wake_r.setblocking(False)
+            self._wake_w.setblocking(False)
+            self._saved_wakeup_fd = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        for sig in signals:
+            self._saved_signals[sig] = signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stop_flag:
+            raise KeyboardInterrupt
+        self._stop_flag = True
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(OSError):
+            while self._wake_r is not None and self._wake_r.recv(64):
+                pass
+
+    def stop(self) -> None:
+        """End recv()/iteration from the consumer's own code (e.g. after --count messages)."""
+        self._stop_flag = True
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop_flag
+
+    def _restore_signals(self) -> None:
+        for sig, handler in self._saved_signals.items():
+            signal.signal(sig, handler)
+        self._saved_signals.clear()
+        if self._wake_r is not None:
+            signal.set_wakeup_fd(self._saved_wakeup_fd if self._saved_wakeup_fd is not None else -1)
+            self._wake_r.close()
+            if self._wake_w is not None:
+                self._wake_w.close()
+            self._wake_r = self._wake_w = None
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def close(self, unsubscribe: bool = True) -> None:
+        """Unsubscribe every lease (giving up at the first timeout: the bridge is gone) and close sockets."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if unsubscribe:
+                for id in list(self.subscriptions):
+                    try:
+                        self.unsubscribe(id)
+                    except BridgeTimeout as exc:
+                        log.warning("unsubscribe %s: %s", id, exc)
+                        break
+                    except BridgeError as exc:
+                        log.warning("unsubscribe %s: %s", id, exc)
+        finally:
+            self._reset_req()
+            self._sub.close(linger=0)
+            if self._own_ctx:
+                self._ctx.term()
+            self._restore_signals()
+
+    def __enter__(self) -> BusClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
