@@ -38,14 +38,12 @@ def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condi
 class Process:
     """A child process whose output goes to a file, so it can never block on a full pipe."""
 
-    def __init__(self, name: str, args: list[str], workdir: Path) -> None:
+    def __init__(self, name: str, args: list[str], workdir: Path, program: str = sys.executable) -> None:
         self.name = name
         self.log_path = workdir / f"{name}.log"
         self._log = self.log_path.open("wb")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=env
-        )
+        self.proc = subprocess.Popen([program, *args], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
     @property
     def output(self) -> str:
