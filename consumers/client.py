@@ -32,7 +32,7 @@ from consumers.config import default_pub, default_rep
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 5.0
+DEFAULT_TIMEOUT = 8.0  # the bridge answers within 7 s (docs/bus.md)
 DEFAULT_LEASE = 30
 RENEW_RETRY_S = 1.0
 
