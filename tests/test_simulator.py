@@ -302,6 +302,14 @@ def test_current_time_in_millis_only_from_version_197(sim: SimulatorThread) -> N
         old.close()
 
 
+def test_a_malformed_request_gets_error_320_and_the_connection_lives_on(client: Client) -> None:
+    client.send_raw(1, [11, "not-a-number"])  # reqMktData cut short, with a non-numeric reqId
+    err = client.wait_for(error_with(320, -1))
+    assert isinstance(err, ev.Error) and "Message id 1" in err.message
+    client.send(rq.ReqCurrentTime())
+    assert client.wait_for(of(ev.CurrentTime))
+
+
 # --- market data --------------------------------------------------------------------------------
 
 

@@ -61,7 +61,8 @@ class Feed:
         due = loop.time()
         while self.listeners:
             # Sleep to a fixed schedule, so the rate holds even when fanning out takes time.
-            due += self.interval
+            # After a stall (a paused process, a busy loop) resume the pace instead of bursting.
+            due = max(due + self.interval, loop.time() - self.interval)
             await asyncio.sleep(max(0.0, due - loop.time()))
             old = self.market.quote(self.inst)
             new = self.market.step(self.inst)
