@@ -40,6 +40,7 @@ from .versions import (
 def _size(value: float | None) -> str:
     if value is None:
         return ""
+    value = float(value)  # an int size is fine too
     return str(int(value)) if value.is_integer() else repr(value)
 
 

@@ -41,10 +41,6 @@ log = logging.getLogger("bridge.simulator")
 # A client that stops reading gets cut off rather than growing our buffer without bound.
 MAX_WRITE_BUFFER = 32 * 1024 * 1024
 
-# Answers that `bridge.protocol.ids.In` does not list (see ibapi's message.py).
-ACCOUNT_SUMMARY_END = 64
-POSITION_MULTI_END = 72
-
 # Requests that are not ours arrive as OtherRequest; the official client's names for them.
 OTHER_REQUESTS = {
     3: "PlaceOrder", 4: "CancelOrder", 5: "ReqOpenOrders", 6: "ReqAccountUpdates", 7: "ReqExecutions",
@@ -398,9 +394,9 @@ class Session:
             case 61:  # reqPositions
                 self.send_raw(In.POSITION_END, [1])
             case 62:  # reqAccountSummary: version, reqId, group, tags
-                self.send_raw(ACCOUNT_SUMMARY_END, [1, _field_int(f, 1)])
+                self.send_raw(In.ACCOUNT_SUMMARY_END, [1, _field_int(f, 1)])
             case 74:  # reqPositionsMulti: version, reqId, account, modelCode
-                self.send_raw(POSITION_MULTI_END, [1, _field_int(f, 1)])
+                self.send_raw(In.POSITION_MULTI_END, [1, _field_int(f, 1)])
             case 76:  # reqAccountUpdatesMulti: version, reqId, account, modelCode, ledgerAndNLV
                 self.send_raw(In.ACCOUNT_UPDATE_MULTI_END, [1, _field_int(f, 1)])
             case 99:  # reqCompletedOrders: apiOnly; the answer has no version field
