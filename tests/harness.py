@@ -68,12 +68,30 @@ class Process:
 
 
 class Simulator(Process):
-    def __init__(self, workdir: Path, port: int | None = None, rate: float = 20, journal: Path | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        rate: float = 20,
+        journal: Path | None = None,
+        bar_seconds: float = 5,
+    ) -> None:
         self.port = port or free_port()
         self.journal = journal or workdir / "journal.jsonl"
         super().__init__(
             f"simulator-{self.port}",
-            ["-m", "bridge.simulator", "--port", str(self.port), "--rate", str(rate), "--journal", str(self.journal)],
+            [
+                "-m",
+                "bridge.simulator",
+                "--port",
+                str(self.port),
+                "--rate",
+                str(rate),
+                "--journal",
+                str(self.journal),
+                "--bar-seconds",
+                str(bar_seconds),
+            ],
             workdir,
         )
         wait_for(self._listening, 10, "the simulator to listen")

@@ -15,7 +15,7 @@ from tests.harness import Bridge, Simulator, recv, wait_for
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[Simulator]:
-    s = Simulator(tmp_path)
+    s = Simulator(tmp_path, bar_seconds=0.2)
     yield s
     s.stop()
 
@@ -170,3 +170,42 @@ def test_a_tws_restart_is_survived_and_subscriptions_come_back(tmp_path: Path, s
         assert bridge.metrics()["twsbridge_tws_up"] == 1
     finally:
         restarted.stop()
+
+
+@pytest.mark.parametrize(
+    ("kind", "event", "tws_request"),
+    [
+        ("trades", "trade", "ReqTickByTickData"),
+        ("alltrades", "trade", "ReqTickByTickData"),
+        ("bidask", "bid_ask", "ReqTickByTickData"),
+        ("midpoint", "midpoint", "ReqTickByTickData"),
+        ("bars", "bar", "ReqRealTimeBars"),
+        ("depth", "depth", "ReqMktDepth"),
+    ],
+)
+def test_every_data_kind_flows_through_its_own_tws_request(
+    bridge: Bridge, sim: Simulator, kind: str, event: str, tws_request: str
+) -> None:
+    sub = bridge.subscriber(f"{kind}/AAPL.STK.SMART.USD")
+    time.sleep(0.2)
+    reply = bridge.request({"op": "subscribe", "instrument": "AAPL", "kind": kind})
+    assert reply["ok"] and reply["topic"] == f"{kind}/AAPL.STK.SMART.USD", reply
+    topic, p = recv(sub)
+    while p["event"] == "error":  # e.g. a depth notice; the data follows
+        topic, p = recv(sub)
+    assert (topic, p["kind"], p["event"]) == (reply["topic"], kind, event)
+    if kind in ("trades", "alltrades", "bidask", "midpoint", "bars"):
+        assert isinstance(p["tws_time"], int) and abs(p["tws_time"] - time.time()) < 60
+    assert len(sim.requests(tws_request)) == 1
+    assert bridge.request({"op": "unsubscribe", "id": reply["id"]}) == {"ok": True}
+
+
+def test_delayed_quotes_switch_the_market_data_type_first(bridge: Bridge, sim: Simulator) -> None:
+    sub = bridge.subscriber("quote/MSFT.STK.SMART.USD/delayed")
+    time.sleep(0.2)
+    reply = bridge.request({"op": "subscribe", "instrument": "MSFT", "market_data_type": "delayed"})
+    assert reply["ok"] and reply["topic"] == "quote/MSFT.STK.SMART.USD/delayed"
+    names = [r["request"] for r in sim.requests()]
+    assert names.index("ReqMarketDataType") < names.index("ReqMktData")
+    ticks = {recv(sub)[1].get("tick") for _ in range(12)}
+    assert {"delayed_bid", "delayed_ask"} & ticks
