@@ -59,7 +59,8 @@ class Metrics:
         )
         self.latency = Histogram(
             "twsbridge_publish_latency_seconds",
-            "Time from reading a TWS frame off the socket to publishing its message.",
+            "Time from reading TWS bytes off the socket to publishing the last message they held "
+            "(one observation per socket read: the longest any message of that read waited).",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +22,10 @@ from . import payload as pl
 from .book import Line, LineKey, SubscriptionBook
 from .config import Settings
 from .hints import NOT_FATAL_FOR_A_LINE, hint
-from .instruments import InstrumentError, instrument_key, parse_instrument
+from .instruments import instrument_key
+from .lines import tws_cancel, tws_request
 from .metrics import Metrics
+from .ops import MARKET_DATA_TYPES, MAX_REQUEST_BYTES, RequestError, parse_request, subscribe_args
 from .protocol import Contract
 from .protocol import events as ev
 from .protocol import requests as rq
@@ -32,22 +33,10 @@ from .tws import TwsConnection
 
 log = logging.getLogger("tws-bridge")
 
-KINDS = ("quote", "trades", "alltrades", "bidask", "midpoint", "bars", "depth")
-TICK_BY_TICK = {"trades": "Last", "alltrades": "AllLast", "bidask": "BidAsk", "midpoint": "MidPoint"}
-MARKET_DATA_TYPES = {"live": 1, "frozen": 2, "delayed": 3, "delayed_frozen": 4}
-MAX_REQUEST_BYTES = 64 * 1024
 QUALIFY_TIMEOUT = 5.0
 FIRST_ANSWER_WAIT = 1.0  # how long a new line's subscribe waits for TWS's first data or refusal
-_GENERIC_TICKS = re.compile(r"[0-9,]{0,64}")
 STATE_TOPIC = b"state"
-
-
-class RequestError(Exception):
-    """A request we refuse; `code` is one of docs/bus.md's reply codes."""
-
-    def __init__(self, code: str, message: str, tws_code: int | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.tws_code = code, message, tws_code
+_SNDMORE = int(zmq.SNDMORE)
 
 
 @dataclass
@@ -56,28 +45,6 @@ class _Pending:
 
     future: asyncio.Future[Any]
     details: list[ev.ContractDetails]
-
-
-def tws_request(line: Line, req_id: int) -> rq.Request:
-    kind, contract = line.key.kind, line.contract
-    if kind == "quote":
-        return rq.ReqMktData(req_id, contract, line.key.generic_ticks)
-    if kind in TICK_BY_TICK:
-        return rq.ReqTickByTickData(req_id, contract, TICK_BY_TICK[kind])
-    if kind == "bars":
-        return rq.ReqRealTimeBars(req_id, contract, "MIDPOINT" if contract.sec_type == "CASH" else "TRADES")
-    return rq.ReqMktDepth(req_id, contract, 5, False)
-
-
-def tws_cancel(line: Line) -> rq.Request:
-    kind = line.key.kind
-    if kind == "quote":
-        return rq.CancelMktData(line.req_id)
-    if kind in TICK_BY_TICK:
-        return rq.CancelTickByTickData(line.req_id)
-    if kind == "bars":
-        return rq.CancelRealTimeBars(line.req_id)
-    return rq.CancelMktDepth(line.req_id, False)
 
 
 class Bridge:
@@ -95,11 +62,14 @@ class Bridge:
         self._market_data_type = 1
         self._state_seq = 0
         self._started = time.monotonic()
-        self._ctx = zmq.asyncio.Context()
+        # PUB sends never block, so the data socket is a plain one: zmq.asyncio's send builds a
+        # Future per call, which cost the hot path as much as everything else together.
+        self._ctx = zmq.Context()
+        self._async_ctx = zmq.asyncio.Context.shadow(self._ctx)
         self.pub = self._ctx.socket(zmq.PUB)
         self.pub.setsockopt(zmq.SNDHWM, 100_000)
         self.pub.setsockopt(zmq.LINGER, 500)
-        self.router = self._ctx.socket(zmq.ROUTER)
+        self.router = self._async_ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 500)
         self.router.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES + 1024)
         self._packer = msgpack.Packer()
@@ -152,15 +122,14 @@ class Bridge:
     def on_tws_events(self, events: list[ev.Event], recv_ns: int, recv_perf: int) -> None:
         by_req = self.book.by_req_id
         builders = pl.BUILDERS
-        received = self.metrics.received_by_type
-        observe = self.metrics.latency.observe
         send = self.pub.send
         pack = self._packer.pack
-        perf = time.perf_counter_ns
+        more = _SNDMORE
+        counts: dict[type, int] = {}
         published = 0
         for event in events:
             cls = type(event)
-            received[cls].inc()
+            counts[cls] = counts.get(cls, 0) + 1
             build = builders.get(cls)
             if build is None:
                 self._on_control_event(event, recv_ns)
@@ -169,14 +138,19 @@ class Bridge:
             if line is None:
                 continue  # answers still in flight for a request we cancelled
             data = pack(build(event, line, recv_ns))
-            send(line.topic, zmq.SNDMORE)
+            send(line.topic, more)
             send(data)
             published += 1
-            observe((perf() - recv_perf) * 1e-9)
             if self._first_answer:
                 self._answered(line.req_id, None)
+        # Metrics once per socket read, not per message (a lock each): the latency observed is the
+        # read's last message, the longest any message of that read waited.
+        received = self.metrics.received_by_type
+        for cls, n in counts.items():
+            received[cls].inc(n)
         if published:
             self.metrics.published.inc(published)
+            self.metrics.latency.observe((time.perf_counter_ns() - recv_perf) * 1e-9)
 
     # --- everything else TWS says ----------------------------------------------------------------
 
@@ -301,7 +275,7 @@ class Bridge:
     async def _answer(self, envelope: list[bytes], raw: bytes) -> None:
         op = "invalid"
         try:
-            request = _parse_request(raw)
+            request = parse_request(raw)
             op = request["op"]
             reply = await self.handle(request)
             outcome = "ok"
@@ -353,7 +327,7 @@ class Bridge:
                            "status, ping")  # fmt: skip
 
     async def _subscribe(self, request: dict[str, Any]) -> dict[str, Any]:
-        wanted, kind, md_type, generic, lease = _subscribe_args(request, self.settings.lease_default)
+        wanted, kind, md_type, generic, lease = subscribe_args(request, self.settings.lease_default)
         if not self.tws_ready:
             raise RequestError("not_connected", "TWS is not connected right now; the bridge is reconnecting, retry")
         contract = await self._qualify(wanted)
@@ -374,7 +348,7 @@ class Bridge:
             if error is not None:
                 raise _tws_refusal(error)
         return {"ok": True, "id": sub_id, "topic": key.topic, "instrument": key.instrument, "lease": lease,
-                "latest": dict(line.latest)}  # fmt: skip
+                "latest": dict(line.latest), "seq": line.seq}  # fmt: skip
 
     def _send_line_request(self, line: Line) -> None:
         if line.key.kind == "quote":
@@ -434,39 +408,3 @@ def _tws_refusal(error: ev.Error) -> RequestError:
     words = f"TWS error {error.code}: {error.message}"
     extra = hint(error.code)
     return RequestError(code, f"{words} ({extra})" if extra else words, error.code)
-
-
-def _parse_request(raw: bytes) -> dict[str, Any]:
-    if len(raw) > MAX_REQUEST_BYTES:
-        raise RequestError("bad_request", f"request of {len(raw)} bytes is over the {MAX_REQUEST_BYTES}-byte limit")
-    try:
-        request = msgpack.unpackb(raw, raw=False, strict_map_key=True)
-    except Exception as exc:  # msgpack raises several unrelated types for bad input
-        raise RequestError("bad_request", f"request is not valid msgpack ({type(exc).__name__})") from None
-    if not isinstance(request, dict):
-        raise RequestError("bad_request", f"request must be a msgpack map, got {type(request).__name__}")
-    if not isinstance(request.get("op"), str):
-        raise RequestError("bad_request", "request needs 'op' (a string): subscribe, renew, unsubscribe, list, ...")
-    return request
-
-
-def _subscribe_args(request: dict[str, Any], lease_default: float) -> tuple[Contract, str, str, str, float]:
-    if "instrument" not in request:
-        raise RequestError("bad_request", "subscribe needs 'instrument': a short form like 'AAPL' or a contract map")
-    try:
-        contract = parse_instrument(request["instrument"])
-    except InstrumentError as exc:
-        raise RequestError("bad_request", str(exc)) from None
-    kind = request.get("kind", "quote")
-    if kind not in KINDS:
-        raise RequestError("bad_request", f"kind {str(kind)[:40]!r} is not one of {', '.join(KINDS)}")
-    md_type = request.get("market_data_type", "live")
-    if md_type not in MARKET_DATA_TYPES or (kind != "quote" and md_type != "live"):
-        raise RequestError("bad_request", "market_data_type is live, frozen, delayed or delayed_frozen (quotes only)")
-    generic = request.get("generic_ticks", "")
-    if not isinstance(generic, str) or not _GENERIC_TICKS.fullmatch(generic) or (generic and kind != "quote"):
-        raise RequestError("bad_request", "generic_ticks is a comma-separated list of numbers, for quotes only")
-    lease = request.get("lease", lease_default)
-    if isinstance(lease, bool) or not isinstance(lease, int | float) or not 1 <= lease <= 3600:
-        raise RequestError("bad_request", "lease is a number of seconds from 1 to 3600")
-    return contract, kind, md_type, generic, float(lease)

@@ -112,6 +112,7 @@ class BusClient:
         self._topics: Counter[str] = Counter()  # exact topics we asked for (prefix SUB lets variants in)
         self._prefixes: Counter[str] = Counter()  # raw prefixes from listen()
         self._last_seq: dict[str, int] = {}
+        self._snapshot_seq: dict[str, int] = {}  # topic -> seq its subscribe reply's `latest` reflects
         self.lost = 0
         self._next_renew = float("inf")
         self._stop_flag = False
@@ -170,7 +171,22 @@ class BusClient:
         lease: int = DEFAULT_LEASE,
     ) -> Subscription:
         """Ask the bridge for a stream; short forms like "AAPL" go unchanged, the bridge resolves them."""
-        reply = self.request(
+        # The topic is known only from the reply, and a SUB filter added then reaches the bridge a
+        # moment later: messages published in between would be lost. So take the whole kind while
+        # asking, and narrow to the exact topic once it is known (filters apply in order).
+        early = f"{kind}/".encode()
+        self._sub.setsockopt(zmq.SUBSCRIBE, early)
+        try:
+            reply = self._subscribe_request(instrument, kind, market_data_type, generic_ticks, lease)
+            sub = self._subscription(reply, instrument, kind, market_data_type, generic_ticks, lease)
+        finally:
+            self._sub.setsockopt(zmq.UNSUBSCRIBE, early)
+        return sub
+
+    def _subscribe_request(
+        self, instrument: str | dict[str, Any], kind: str, market_data_type: str, generic_ticks: str, lease: int
+    ) -> dict[str, Any]:
+        return self.request(
             {
                 "op": "subscribe",
                 "instrument": instrument,
@@ -180,6 +196,16 @@ class BusClient:
                 "lease": lease,
             }
         )
+
+    def _subscription(
+        self,
+        reply: dict[str, Any],
+        instrument: str | dict[str, Any],
+        kind: str,
+        market_data_type: str,
+        generic_ticks: str,
+        lease: int,
+    ) -> Subscription:
         try:
             sub = Subscription(
                 id=str(reply["id"]),
@@ -196,6 +222,11 @@ class BusClient:
         except (KeyError, TypeError, ValueError) as exc:
             raise BridgeError("bad_reply", f"subscribe reply lacks {exc}: {reply!r}") from None
         self.subscriptions[sub.id] = sub
+        snapshot = reply.get("seq")
+        if isinstance(snapshot, int) and snapshot > 0:
+            # Messages already queued with seq <= snapshot are in `latest`; count gaps from there.
+            self._snapshot_seq[sub.topic] = snapshot
+            self._last_seq[sub.topic] = snapshot
         self._add_topic(sub.topic)
         # Sooner of the existing schedule and this lease's: never push older leases' renewal later.
         self._next_renew = min(self._next_renew, time.monotonic() + sub.lease / 3)
@@ -336,7 +367,13 @@ class BusClient:
         if not isinstance(payload, dict):
             log.warning("ignoring non-map payload on %s", topic)
             return None
-        return Message(topic, payload, self._gap(topic, payload.get("seq")), frames[1])
+        seq = payload.get("seq")
+        snapshot = self._snapshot_seq.get(topic)
+        if snapshot is not None and isinstance(seq, int):
+            if seq <= snapshot:
+                return None  # older than the picture the subscribe reply gave
+            del self._snapshot_seq[topic]
+        return Message(topic, payload, self._gap(topic, seq), frames[1])
 
     def _gap(self, topic: str, seq: Any) -> int:
         """How many messages were lost before this one; seq restarting lower means the bridge restarted."""

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.config import Settings
-from bridge.service import Bridge, RequestError, _parse_request, _subscribe_args
+from bridge.ops import RequestError, parse_request, subscribe_args
+from bridge.service import Bridge
 
 values = st.recursive(
     st.none()
@@ -30,7 +31,7 @@ requests = st.dictionaries(keys, values, max_size=6)
 @given(raw=st.one_of(st.binary(max_size=300), values.map(msgpack.packb), requests.map(msgpack.packb)))
 def test_any_bytes_parse_to_a_request_or_a_bad_request_error(raw: bytes) -> None:
     try:
-        request = _parse_request(raw)
+        request = parse_request(raw)
     except RequestError as exc:
         assert exc.code == "bad_request" and exc.message
     else:
@@ -41,7 +42,7 @@ def test_any_bytes_parse_to_a_request_or_a_bad_request_error(raw: bytes) -> None
 @given(request=requests)
 def test_any_subscribe_arguments_are_valid_or_refused_by_name(request: dict[str, Any]) -> None:
     try:
-        contract, kind, md_type, _generic, lease = _subscribe_args(request, 30.0)
+        contract, kind, md_type, _generic, lease = subscribe_args(request, 30.0)
     except RequestError as exc:
         assert exc.code == "bad_request" and exc.message
     else:
