@@ -4,27 +4,12 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import zmq
 
 from tests.harness import Bridge, Simulator, recv, wait_for
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[Simulator]:
-    s = Simulator(tmp_path, bar_seconds=0.2)
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def bridge(tmp_path: Path, sim: Simulator) -> Iterator[Bridge]:
-    b = Bridge(tmp_path, sim.port)
-    yield b
-    b.stop()
 
 
 def test_two_consumers_of_one_instrument_cost_one_tws_request(bridge: Bridge, sim: Simulator) -> None:

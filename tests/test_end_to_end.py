@@ -7,30 +7,14 @@ import re
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgpack
-import pytest
 import zmq
 
 from tests.harness import Bridge, Process, Simulator, wait_for
 
 TOPIC = "quote/BTC.CRYPTO.PAXOS.USD"
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[Simulator]:
-    s = Simulator(tmp_path, rate=20)
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def bridge(tmp_path: Path, sim: Simulator) -> Iterator[Bridge]:
-    b = Bridge(tmp_path, sim.port)
-    yield b
-    b.stop()
 
 
 def consumer(tmp_path: Path, bridge: Bridge, name: str, module: str, *args: str) -> Process:
