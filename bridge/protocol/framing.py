@@ -57,6 +57,8 @@ class FrameReader:
         while end - pos >= 4:
             (n,) = _unpack_length(buf, pos)
             if n > limit:
+                if out:  # hand over the good frames before it; the next call raises
+                    break
                 self._buf, self._buffered = buf[pos:], end - pos
                 raise ProtocolError(f"frame of {n} bytes is over the {limit}-byte limit; stream is out of step")
             stop = pos + 4 + n
@@ -66,5 +68,9 @@ class FrameReader:
             pos = stop
         self._buf = buf[pos:] if pos else buf
         self._buffered = end - pos
-        self._need = 4 + _unpack_length(self._buf, 0)[0] if self._buffered >= 4 else 4
+        self._need = 4
+        if self._buffered >= 4:
+            (n,) = _unpack_length(self._buf, 0)
+            if n <= limit:  # an oversized header needs no more bytes: the next call raises
+                self._need += n
         return out
