@@ -34,3 +34,12 @@ def test_a_bad_value_names_its_source(tmp_path: Path) -> None:
     bad.write_text("nonsense = 1\n")
     with pytest.raises(SystemExit, match="unknown keys"):
         load(["--config", str(bad)], environ={})
+
+
+def test_consumers_default_to_the_bridges_endpoints_and_variables() -> None:
+    import consumers.config as consumer_defaults
+
+    bridge = load([], environ={})
+    assert (bridge.pub, bridge.rep) == (consumer_defaults.DEFAULT_PUB, consumer_defaults.DEFAULT_REP)
+    env = {consumer_defaults.PUB_ENV: "tcp://127.0.0.1:7000", consumer_defaults.REP_ENV: "tcp://127.0.0.1:7001"}
+    assert (load([], environ=env).pub, load([], environ=env).rep) == ("tcp://127.0.0.1:7000", "tcp://127.0.0.1:7001")
