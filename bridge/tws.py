@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from .pacing import Pacer
 from .protocol import ClientConnection, ProtocolError
 from .protocol import events as ev
 from .protocol.requests import Request, StartApi
@@ -77,6 +78,8 @@ class TwsConnection:
         self.retry_max = retry_max
         self._link: _Link | None = None
         self._stopping = False
+        self._pacer: Pacer[Request] = Pacer()
+        self._flush_timer: asyncio.TimerHandle | None = None
 
     @property
     def connected(self) -> bool:
@@ -89,12 +92,34 @@ class TwsConnection:
         return self._link.conn.server_version if self._link else 0
 
     def send(self, request: Request) -> bool:
-        """Write a request; False if there is no connection to write it to."""
+        """Write a request, or queue it behind TWS's message-rate limit; False if there is no
+        connection to write it to."""
         if not self.connected:
             return False
-        assert self._link is not None
-        self._link.send(request)
+        now = asyncio.get_running_loop().time()
+        self._write(self._pacer.submit(request, now))
+        if self._pacer.queued and self._flush_timer is None:
+            log.info("pacing: %d requests wait their turn (TWS allows 50 messages a second)", self._pacer.queued)
+            self._schedule_flush(now)
         return True
+
+    def _write(self, requests: list[Request]) -> None:
+        assert self._link is not None
+        for request in requests:
+            self._link.send(request)
+
+    def _schedule_flush(self, now: float) -> None:
+        wait = self._pacer.next_due(now)
+        if wait is not None:
+            self._flush_timer = asyncio.get_running_loop().call_later(wait, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        if not self.connected:
+            return
+        now = asyncio.get_running_loop().time()
+        self._write(self._pacer.due(now))
+        self._schedule_flush(now)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -114,6 +139,7 @@ class TwsConnection:
                 delay = min(delay * 2, self.retry_max)
                 continue
             self._link = link
+            self._pacer.clear()  # requests queued for the last connection are restored anew
             log.info("connected to TWS at %s:%d as client id %d", self.host, self.port, self.client_id)
             await link.closed
             if self._stopping:

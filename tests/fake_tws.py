@@ -22,6 +22,7 @@ class FakeTws:
         self.port = self.listener.getsockname()[1]
         self.on_request = on_request or (lambda tws, r: [])
         self.requests: list[object] = []
+        self.request_times: list[tuple[int, float]] = []  # (connection number, time.monotonic()) of each
         self.connections = 0
         self.conn: ServerConnection | None = None
         self.sock: socket.socket | None = None
@@ -57,6 +58,7 @@ class FakeTws:
                     sock.sendall(conn.accept(item, 200, time.strftime("%Y%m%d %H:%M:%S UTC")) or b"")
                     continue
                 self.requests.append(item)
+                self.request_times.append((self.connections, time.monotonic()))
                 if isinstance(item, rq.StartApi):
                     sock.sendall(conn.send(ev.NextValidId(1)) + conn.send(ev.ManagedAccounts(("DU1",))))
                 elif isinstance(item, rq.ReqContractDetails):

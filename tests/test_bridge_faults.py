@@ -99,3 +99,16 @@ def test_tws_hanging_up_is_survived(bridge: Bridge, tws: FakeTws) -> None:
     wait_for(lambda: tws.connections == 2, 10, "the bridge to reconnect")
     wait_for(lambda: bridge.metrics()["twsbridge_tws_up"] == 1, 10, "tws_up back to 1")
     assert bridge.metrics()["twsbridge_tws_connects_total"] == 2
+
+
+def test_restoring_many_subscriptions_stays_under_tws_message_rate(bridge: Bridge, tws: FakeTws) -> None:
+    """TWS disconnects a client that sends over 50 messages a second (error 100)."""
+    symbols = [f"S{i:02d}" for i in range(60)]
+    for symbol in symbols:
+        assert bridge.request({"op": "subscribe", "instrument": symbol})["ok"]
+    tws.hang_up()
+    wait_for(lambda: sum(isinstance(r, rq.ReqMktData) for r in tws.requests) == 120, 15, "all 60 lines restored")
+    for connection in (1, 2):  # TWS counts per connection
+        times = [t for c, t in tws.request_times if c == connection]
+        assert max(sum(1 for t in times if start <= t < start + 1.0) for start in times) <= 50
+    assert "pacing:" in bridge.output
