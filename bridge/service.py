@@ -76,6 +76,7 @@ class Bridge:
         self._tasks: list[asyncio.Task[None]] = []
         self._answering: set[asyncio.Task[None]] = set()
         self.tws_ready = False  # nextValidId seen on the current connection
+        self.last_tws_error: dict[str, object] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -207,6 +208,9 @@ class Bridge:
 
     def _on_tws_error(self, error: ev.Error, recv_ns: int) -> None:
         self.metrics.tws_error(error.code)
+        if not 2100 <= error.code < 2200:  # farm-status notices are not problems
+            self.last_tws_error = {"code": error.code, "message": error.message, "hint": hint(error.code),
+                                   "req_id": error.req_id, "time_ns": recv_ns}  # fmt: skip
         pending = self._pending.pop(error.req_id, None)
         if pending is not None:
             if not pending.future.done():
@@ -316,9 +320,9 @@ class Bridge:
                 for line in self.book.lines()
             ]}  # fmt: skip
         if op == "status":
-            return {"ok": True, "tws": {"connected": self.tws_ready,
-                                        "server_version": self.tws.server_version, "host": self.tws.host,
-                                        "port": self.tws.port, "client_id": self.tws.client_id},
+            return {"ok": True, "tws": {"connected": self.tws_ready, "server_version": self.tws.server_version,
+                                        "host": self.tws.host, "port": self.tws.port, "client_id": self.tws.client_id,
+                                        "last_error": self.last_tws_error},
                     "lines_in_use": len(self.book.lines()), "subscriptions": self.book.subscription_count(),
                     "uptime_s": round(time.monotonic() - self._started, 3)}  # fmt: skip
         if op == "ping":

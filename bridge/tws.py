@@ -28,6 +28,7 @@ class _Link(asyncio.Protocol):
         self.owner = owner
         self.conn = ClientConnection(owner.client_id)
         self.transport: asyncio.Transport | None = None
+        self.ready = False  # TWS sent nextValidId: the API session is really up
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -46,6 +47,8 @@ class _Link(asyncio.Protocol):
             assert self.transport is not None
             self.transport.abort()
             return
+        if not self.ready:
+            self.ready = any(type(e) is ev.NextValidId for e in events)
         if events and type(events[0]) is ev.Connected:
             log.info("handshake done: server version %d, TWS time %s", conn.server_version, conn.connection_time)
             self.send(StartApi(conn.client_id))
@@ -144,10 +147,15 @@ class TwsConnection:
             await link.closed
             if self._stopping:
                 break
-            reason = "TWS closed the connection" if link.conn.server_version else "TWS closed during the handshake"
-            log.warning("%s; reconnecting", reason)
+            if link.ready:
+                reason, delay = "TWS closed the connection", 0.5
+            else:  # refused before the session started (e.g. 326, client id in use): back off
+                reason, delay = (
+                    "TWS closed the connection before the API session started",
+                    min(delay * 2, self.retry_max),
+                )
+            log.warning("%s; reconnecting in %.1f s", reason, delay)
             self.on_down(reason)
-            delay = 0.5 if link.conn.server_version else min(delay * 2, self.retry_max)
             await asyncio.sleep(delay)
 
     async def close(self) -> None:

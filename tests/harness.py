@@ -111,14 +111,17 @@ class Simulator(Process):
 
 
 class Bridge(Process):
-    def __init__(self, workdir: Path, tws_port: int, extra: list[str] | None = None) -> None:
+    def __init__(self, workdir: Path, tws_port: int, extra: list[str] | None = None, wait_ready: bool = True) -> None:
         self.pub = f"tcp://127.0.0.1:{free_port()}"
         self.rep = f"tcp://127.0.0.1:{free_port()}"
         self.metrics_port = free_port()
         args = ["-m", "bridge", "--tws-port", str(tws_port), "--pub", self.pub, "--rep", self.rep]
         args += ["--metrics", f"127.0.0.1:{self.metrics_port}", *(extra or [])]
-        super().__init__("bridge", args, workdir)
+        super().__init__(f"bridge-{self.metrics_port}", args, workdir)
         self.ctx = zmq.Context()
+        if not wait_ready:
+            wait_for(lambda: self.request({"op": "ping"}, timeout=0.5), 15, "bridge serving requests")
+            return
         wait_for(lambda: self.request({"op": "status"}, timeout=0.5).get("tws", {}).get("connected"), 15, "bridge up")
 
     def request(self, body: dict[str, Any] | bytes, timeout: float = 5.0) -> dict[str, Any]:

@@ -194,3 +194,18 @@ def test_delayed_quotes_switch_the_market_data_type_first(bridge: Bridge, sim: S
     assert names.index("ReqMarketDataType") < names.index("ReqMktData")
     ticks = {recv(sub)[1].get("tick") for _ in range(12)}
     assert {"delayed_bid", "delayed_ask"} & ticks
+
+
+def test_a_taken_client_id_is_reported_in_status_and_retried_with_backoff(
+    tmp_path: Path, sim: Simulator, bridge: Bridge
+) -> None:
+    second = Bridge(tmp_path, sim.port, wait_ready=False)  # same client id as the running bridge
+    try:
+        error = wait_for(lambda: second.request({"op": "status"})["tws"]["last_error"], 10, "the 326 refusal")
+        assert error["code"] == 326 and "client id" in error["hint"]
+        assert second.request({"op": "status"})["tws"]["connected"] is False
+        assert second.request({"op": "subscribe", "instrument": "AAPL"})["code"] == "not_connected"
+        wait_for(lambda: "reconnecting in 2.0 s" in second.output, 10, "the retry to back off")
+    finally:
+        second.stop()
+    assert bridge.request({"op": "status"})["tws"]["connected"] is True

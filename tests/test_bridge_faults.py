@@ -112,3 +112,12 @@ def test_restoring_many_subscriptions_stays_under_tws_message_rate(bridge: Bridg
         times = [t for c, t in tws.request_times if c == connection]
         assert max(sum(1 for t in times if start <= t < start + 1.0) for start in times) <= 50
     assert "pacing:" in bridge.output
+
+
+def test_tws_losing_its_market_data_1101_makes_the_bridge_request_again(bridge: Bridge, tws: FakeTws) -> None:
+    assert bridge.request({"op": "subscribe", "instrument": "AAPL"})["ok"]
+    assert tws.sock is not None and tws.conn is not None
+    tws.sock.sendall(tws.conn.send(ev.Error(-1, 1101, "Connectivity between IB and TWS has been restored- data lost.")))
+    wait_for(lambda: sum(isinstance(r, rq.ReqMktData) for r in tws.requests) == 2, 5, "AAPL requested again")
+    assert tws.connections == 1
+    assert bridge.request({"op": "status"})["tws"]["last_error"]["code"] == 1101
