@@ -99,7 +99,8 @@ class Bridge:
     async def shutdown(self) -> None:
         cancelled = 0
         for line in self.book.lines():
-            if self.tws.send(tws_cancel(line)):
+            # Unpaced: we close right after, and TWS drops a closed client's requests anyway.
+            if self.tws.send(tws_cancel(line), paced=False):
                 cancelled += 1
         log.info("stopping: cancelled %d TWS requests", cancelled)
         self.publish_state({"event": "connection", "state": "stopped", "server_version": self.tws.server_version,

@@ -94,11 +94,14 @@ class TwsConnection:
     def server_version(self) -> int:
         return self._link.conn.server_version if self._link else 0
 
-    def send(self, request: Request) -> bool:
+    def send(self, request: Request, paced: bool = True) -> bool:
         """Write a request, or queue it behind TWS's message-rate limit; False if there is no
-        connection to write it to."""
+        connection to write it to. `paced=False` writes at once (the last words before closing)."""
         if not self.connected:
             return False
+        if not paced:
+            self._write([request])
+            return True
         now = asyncio.get_running_loop().time()
         self._write(self._pacer.submit(request, now))
         if self._pacer.queued and self._flush_timer is None:
