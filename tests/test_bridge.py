@@ -209,3 +209,11 @@ def test_a_taken_client_id_is_reported_in_status_and_retried_with_backoff(
     finally:
         second.stop()
     assert bridge.request({"op": "status"})["tws"]["connected"] is True
+
+
+def test_request_input_cannot_create_metric_labels(bridge: Bridge) -> None:
+    for op in ("xyz123", "subscribe2", "a" * 50):
+        assert bridge.request({"op": op})["code"] == "bad_request"
+    names = bridge.metrics()
+    assert names['twsbridge_rep_requests_total{op="invalid",outcome="bad_request"}'] == 3
+    assert not any("xyz123" in name or "subscribe2" in name for name in names)
