@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from tests.harness import Bridge, Simulator, recv, wait_for
+from tests.harness import Bridge, Simulator, free_port, recv, wait_for
 
 
 def test_two_consumers_of_one_instrument_cost_one_tws_request(bridge: Bridge, sim: Simulator) -> None:
@@ -217,3 +217,20 @@ def test_request_input_cannot_create_metric_labels(bridge: Bridge) -> None:
     names = bridge.metrics()
     assert names['twsbridge_rep_requests_total{op="invalid",outcome="bad_request"}'] == 3
     assert not any("xyz123" in name or "subscribe2" in name for name in names)
+
+
+def test_a_bridge_started_before_tws_says_so_and_connects_when_tws_comes(tmp_path: Path) -> None:
+    port = free_port()
+    bridge = Bridge(tmp_path, port, wait_ready=False)
+    try:
+        wait_for(lambda: "cannot reach TWS" in bridge.output, 5, "the bridge to say TWS is not there")
+        assert "API enabled on that port" in bridge.output
+        assert bridge.request({"op": "subscribe", "instrument": "AAPL"})["code"] == "not_connected"
+        sim = Simulator(tmp_path, port=port)
+        try:
+            wait_for(lambda: bridge.request({"op": "status"})["tws"]["connected"], 15, "the bridge to connect")
+            assert bridge.request({"op": "subscribe", "instrument": "AAPL"})["ok"]
+        finally:
+            sim.stop()
+    finally:
+        bridge.stop()
