@@ -1,4 +1,4 @@
-"""Shared fixtures: a simulator process and a bridge process in front of it."""
+"""Shared fixtures (a simulator process, a bridge process in front of it) and test settings."""
 
 from __future__ import annotations
 
@@ -6,8 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.harness import Bridge, Simulator
+
+# No per-example deadline: on a loaded 2-core CI machine a pause is not a bug.
+settings.register_profile("tws-bridge", deadline=None)
+settings.load_profile("tws-bridge")
 
 
 @pytest.fixture
