@@ -61,9 +61,6 @@ class SubscriptionBook:
     def lines(self) -> list[Line]:
         return list(self._lines.values())
 
-    def line(self, key: LineKey) -> Line | None:
-        return self._lines.get(key)
-
     def subscription_count(self) -> int:
         return len(self._by_sub)
 

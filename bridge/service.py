@@ -173,8 +173,6 @@ class Bridge:
             log.info("TWS accounts: %s", ", ".join(event.accounts))
         elif isinstance(event, ev.MalformedMessage):
             log.warning("TWS sent a malformed message (id %d): %s; skipped it", event.msg_id, event.reason)
-        elif isinstance(event, ev.TickReqParams):
-            pass  # minTick/BBO exchange of a quote line: nothing a consumer needs yet
 
     def _on_tws_ready(self) -> None:
         if self.tws_ready:
@@ -228,7 +226,7 @@ class Bridge:
                                     "hint": hint(error.code)})  # fmt: skip
             return
         log.warning("TWS %d on %s: %s", error.code, line.key.topic, error.message)
-        self._publish(line, pl.error_payload(line, error.code, error.message, hint(error.code), recv_ns))
+        self._publish(line.topic, pl.error_payload(line, error.code, error.message, hint(error.code), recv_ns))
         if error.code in NOT_FATAL_FOR_A_LINE:
             return
         self._answered(line.req_id, error)
@@ -243,8 +241,8 @@ class Bridge:
 
     # --- publishing off the hot path -----------------------------------------------------------
 
-    def _publish(self, line: Line, payload: dict[str, object]) -> None:
-        self.pub.send(line.topic, zmq.SNDMORE)
+    def _publish(self, topic: bytes, payload: dict[str, object]) -> None:
+        self.pub.send(topic, zmq.SNDMORE)
         self.pub.send(self._packer.pack(payload))
         self.metrics.published.inc()
 
@@ -252,9 +250,7 @@ class Bridge:
         self._state_seq += 1
         body = {"v": pl.SCHEMA, "kind": "state", "instrument": fields.get("instrument"), "seq": self._state_seq,
                 "recv_ns": time.time_ns(), "tws_time": None, **fields}  # fmt: skip
-        self.pub.send(STATE_TOPIC, zmq.SNDMORE)
-        self.pub.send(self._packer.pack(body))
-        self.metrics.published.inc()
+        self._publish(STATE_TOPIC, body)
 
     @staticmethod
     def _line_state(line: Line, state: str, **extra: object) -> dict[str, object]:

@@ -122,7 +122,7 @@ class Bridge(Process):
         if not wait_ready:
             wait_for(lambda: self.request({"op": "ping"}, timeout=0.5), 15, "bridge serving requests")
             return
-        wait_for(lambda: self.request({"op": "status"}, timeout=0.5).get("tws", {}).get("connected"), 15, "bridge up")
+        wait_for(lambda: self.request({"op": "status"}, timeout=0.5).get("tws", {}).get("connected"), 30, "bridge up")
 
     def request(self, body: dict[str, Any] | bytes, timeout: float = 5.0) -> dict[str, Any]:
         """One REQ round trip on a fresh socket (so a timeout never wedges the next call)."""

@@ -141,7 +141,9 @@ def test_a_tws_restart_is_survived_and_subscriptions_come_back(tmp_path: Path, s
     assert bridge.request({"op": "subscribe", "instrument": "ETH.CRYPTO"})["code"] == "not_connected"
     restarted = Simulator(tmp_path, port=sim.port, journal=tmp_path / "journal2.jsonl")
     try:
-        wait_for(lambda: restarted.requests("ReqMktData"), 10, "the bridge to re-request after the restart")
+        wait_for(
+            lambda: restarted.requests("ReqMktData"), 30, "the bridge to re-request after the restart"
+        )  # its retries back off
         seen: set[tuple[str, str]] = set()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and ("state", "restored") not in seen:
