@@ -41,6 +41,10 @@ class OfficialApp(EWrapper, EClient):
         self.details: list[Any] = []
         self.details_end = threading.Event()
         self.millis: list[int] = []
+        self.closed = threading.Event()
+
+    def connectionClosed(self) -> None:
+        self.closed.set()
 
     def nextValidId(self, orderId: int) -> None:
         self.next_id.set()
@@ -143,6 +147,24 @@ def test_official_client_gets_current_time_in_millis_at_version_200(
         assert abs(app.millis[0] / 1000 - time.time()) < 5
 
 
+def test_official_client_that_floods_gets_error_100_and_is_disconnected(
+    official: Callable[[int, int], OfficialApp],
+) -> None:
+    with SimulatorThread() as sim:
+        app = official(sim.port, 13)
+        assert app.next_id.wait(5)
+        deadline = time.monotonic() + 15
+        while not app.closed.is_set() and time.monotonic() < deadline:
+            for _ in range(100):  # 100 requests every 0.2 s: ten times TWS's limit
+                if app.isConnected():
+                    app.reqCurrentTime()
+            time.sleep(0.2)
+        assert app.closed.wait(5), "a client that keeps flooding is disconnected"
+        warnings = [text for _, code, text in app.errors if code == 100]
+        assert warnings and warnings[0].startswith("Max rate of messages per second has been exceeded:max=50 rec=")
+        assert len(warnings) == 3, "warned twice, disconnected at the third"
+
+
 # --- ib_async -----------------------------------------------------------------------------------
 
 
@@ -185,6 +207,44 @@ def test_ib_async_connects_cleanly(caplog: pytest.LogCaptureFixture, version: in
     run(main)
     assert ib_async_problems(caplog) == []
     assert "Synchronization complete" in caplog.text
+
+
+def test_ib_async_rides_through_1100_and_1102() -> None:
+    async def main() -> None:
+        sim = Simulator(rate=40, seed=3)
+        await sim.start()
+        ib = IB()
+        codes: list[int] = []
+        ib.errorEvent += lambda req_id, code, text, contract: codes.append(code)
+        try:
+            await ib.connectAsync("127.0.0.1", sim.port, clientId=1, timeout=5)
+            btc = Crypto("BTC", "PAXOS", "USD")
+            await ib.qualifyContractsAsync(btc)
+            ticker = ib.reqMktData(btc)
+            updates = 0
+
+            def count(_: Any) -> None:
+                nonlocal updates
+                updates += 1
+
+            ticker.updateEvent += count
+            await asyncio.sleep(0.5)
+            sim.inject("connectivity", seconds=1.0)
+            await asyncio.sleep(0.3)
+            paused_at = updates
+            await asyncio.sleep(0.5)
+            assert updates == paused_at, "no data while connectivity is lost"
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and updates < paused_at + 5:
+                await asyncio.sleep(0.05)
+            assert updates >= paused_at + 5, "the same ticker streams again after 1102"
+            assert ib.isConnected()
+            assert [c for c in codes if c in (1100, 1101, 1102)] == [1100, 1102]
+        finally:
+            ib.disconnect()
+            await sim.stop()
+
+    run(main)
 
 
 def test_ib_async_qualifies_and_streams(caplog: pytest.LogCaptureFixture) -> None:

@@ -10,6 +10,8 @@ import signal
 
 from bridge.protocol import MAX_SUPPORTED, MIN_SUPPORTED
 
+from . import limits
+from .faults import FaultError, load_script
 from .server import Simulator
 
 
@@ -24,6 +26,13 @@ def _positive(text: str) -> float:
     value = float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
     return value
 
 
@@ -43,6 +52,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bar-seconds", type=_positive, default=5.0, help="real-time bar period in seconds (TWS: 5)")
     p.add_argument("--journal", metavar="PATH", help="append one JSON line per client request to PATH")
     p.add_argument("--account", default="DU1234567", help="the account managedAccounts names")
+    p.add_argument(
+        "--max-depth-books",
+        type=_count,
+        default=limits.MAX_DEPTH_BOOKS,
+        help=f"market-depth books open at once (error 309 beyond; default {limits.MAX_DEPTH_BOOKS})",
+    )
+    p.add_argument(
+        "--max-tick-by-tick",
+        type=_count,
+        default=limits.MAX_TICK_BY_TICK,
+        help=f"tick-by-tick streams open at once (error 10190 beyond; default {limits.MAX_TICK_BY_TICK})",
+    )
+    p.add_argument(
+        "--pacing-limit",
+        type=_count,
+        default=limits.MAX_MESSAGES_PER_SECOND,
+        help="messages a client may send per second before error 100 and, if it goes on, a disconnect "
+        f"(default {limits.MAX_MESSAGES_PER_SECOND}; 0: no limit)",
+    )
+    p.add_argument(
+        "--control",
+        type=int,
+        metavar="PORT",
+        help="take faults on 127.0.0.1:PORT (python -m bridge.simulator.control PORT FAULT ...)",
+    )
+    p.add_argument(
+        "--faults", metavar="FILE", help="play a fault script (JSON or TOML list of {at, fault, args}) from the start"
+    )
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return p.parse_args(argv)  # fmt: skip
 
@@ -51,6 +88,8 @@ async def _run(args: argparse.Namespace) -> None:
     sim = Simulator(
         host=args.host, port=args.port, server_version=args.server_version, rate=args.rate, seed=args.seed,
         max_lines=args.max_lines, bar_seconds=args.bar_seconds, journal=args.journal, account=args.account,
+        max_depth_books=args.max_depth_books, max_tick_by_tick=args.max_tick_by_tick,
+        max_messages_per_second=args.pacing_limit, control_port=args.control, faults=args.script,
     )  # fmt: skip
     await sim.start()
     stop = asyncio.Event()
@@ -66,6 +105,10 @@ async def _run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    try:
+        args.script = load_script(args.faults) if args.faults else None
+    except FaultError as exc:
+        raise SystemExit(f"tws-simulator: {exc}") from None
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_run(args))

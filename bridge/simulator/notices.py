@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import time
 
+from bridge.protocol import OtherRequest
 from bridge.protocol import events as ev
+from bridge.protocol import requests as rq
 
 # Connection-wide notices go out with reqId -1 (NO_VALID_ID).
 NO_VALID_ID = -1
@@ -41,3 +43,28 @@ def ambiguous(symbol: str) -> tuple[int, str]:
 
 def reading_request(msg_id: int, reason: str) -> tuple[int, str]:
     return 320, f"Error reading request. Message id {msg_id}. {reason}"
+
+
+# --- connectivity and farms (fault injection) -------------------------------------------------
+
+CONNECTIVITY_LOST = (1100, "Connectivity between IB and Trader Workstation has been lost.")
+RESTORED_DATA_LOST = (1101, "Connectivity between IB and Trader Workstation has been restored - data lost.")
+RESTORED_DATA_KEPT = (1102, "Connectivity between IB and Trader Workstation has been restored - data maintained.")
+FARM_BROKEN = {
+    "market": (2103, "Market data farm connection is broken:usfarm"),
+    "historical": (2105, "HMDS data farm connection is broken:ushmds"),
+    "secdef": (2157, "Sec-def data farm connection is broken:secdefnj"),
+}
+FARM_OK = dict(zip(FARM_BROKEN, FARMS_OK, strict=True))
+COMPETING_SESSION = (10197, "No market data during competing live session")
+MAX_TICK_BY_TICK = (10190, "Max number of tick-by-tick requests has been reached.")
+RATE_EXCEEDED = 100  # "Max rate of messages per second has been exceeded:max=50 rec=N (k)"
+
+
+def farm_of(request: object) -> str | None:
+    """The data farm that answers `request`: sec-def for contract details, HMDS for history."""
+    if isinstance(request, rq.ReqContractDetails):
+        return "secdef"
+    if isinstance(request, OtherRequest) and request.msg_id == 20:
+        return "historical"
+    return None

@@ -23,7 +23,10 @@ from typing import IO, Any
 
 from bridge.protocol import MAX_SUPPORTED, MIN_SUPPORTED
 
+from . import limits
 from .catalogue import Instrument
+from .control import serve_control
+from .faults import Faults, load_script
 from .market import Market, Quote
 from .session import Session, request_name
 
@@ -38,8 +41,9 @@ class Feed:
     One feed per instrument, so every subscriber, on every connection, sees the same path.
     """
 
-    def __init__(self, market: Market, inst: Instrument, rate: float) -> None:
+    def __init__(self, market: Market, inst: Instrument, rate: float, faults: Faults) -> None:
         self.market = market
+        self.faults = faults
         self.inst = inst
         self.interval = 1.0 / rate
         self.listeners: dict[object, Listener] = {}
@@ -64,6 +68,8 @@ class Feed:
             # After a stall (a paused process, a busy loop) resume the pace instead of bursting.
             due = max(due + self.interval, loop.time() - self.interval)
             await asyncio.sleep(max(0.0, due - loop.time()))
+            if self.faults.data_paused:  # a stall, 1100, a broken market farm, 10197: the market waits
+                continue
             old = self.market.quote(self.inst)
             new = self.market.step(self.inst)
             for key, listener in list(self.listeners.items()):
@@ -88,7 +94,11 @@ class Simulator:
         bar_seconds: float = 5.0,
         journal: str | Path | None = None,
         account: str = "DU1234567",
-        max_depth_books: int = 3,
+        max_depth_books: int = limits.MAX_DEPTH_BOOKS,
+        max_tick_by_tick: int = limits.MAX_TICK_BY_TICK,
+        max_messages_per_second: int = limits.MAX_MESSAGES_PER_SECOND,
+        control_port: int | None = None,
+        faults: str | Path | list[Any] | None = None,
     ) -> None:
         if not MIN_SUPPORTED <= server_version <= MAX_SUPPORTED:
             raise ValueError(f"server version {server_version} is outside {MIN_SUPPORTED}..{MAX_SUPPORTED}")
@@ -103,6 +113,12 @@ class Simulator:
         self.bar_seconds = bar_seconds
         self.account = account
         self.max_depth_books = max_depth_books
+        self.max_tick_by_tick = max_tick_by_tick
+        self.max_messages_per_second = max_messages_per_second  # 0: no limit
+        self.control_port = control_port
+        self.faults = Faults(self, seed)
+        self._script = load_script(faults) if faults is not None else []
+        self._connections = 0
         self.market = Market(seed)
         self.requests: list[tuple[int | None, Any]] = []
         self.clients: dict[int, Session] = {}  # by client id, once startApi named it
@@ -112,6 +128,8 @@ class Simulator:
         self._journal_path = Path(journal) if journal else None
         self._journal: IO[str] | None = None
         self._server: asyncio.Server | None = None
+        self._control: asyncio.Server | None = None
+        self._listening = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -120,13 +138,24 @@ class Simulator:
         if self._journal_path is not None:
             self._journal = self._journal_path.open("a", encoding="utf-8")
         self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self._listening = True
         self.port = self._server.sockets[0].getsockname()[1]
+        if self.control_port is not None:
+            self._control = await serve_control(self, self.control_port)
+            self.control_port = self._control.sockets[0].getsockname()[1]
+            log.info("fault control on 127.0.0.1:%d", self.control_port)
+        if self._script:
+            self.faults.play(self._script)
         log.info(
             "TWS simulator listening on %s:%d (server version %d, %g ticks/s, seed %d, %d market-data lines)",
             self.host, self.port, self.server_version, self.rate, self.seed, self.max_lines,
         )  # fmt: skip
 
     async def stop(self) -> None:
+        self.faults.stop()
+        if self._control is not None:
+            self._control.close()
+            self._control = None
         if self._server is not None:
             self._server.close()
         for session in list(self.sessions):
@@ -154,8 +183,37 @@ class Simulator:
         finally:
             await self.stop()
 
+    # --- faults -----------------------------------------------------------------------------
+
+    def inject(self, name: str, **args: Any) -> None:
+        """Start fault `name` now (faults.FAULTS lists them); FaultError if it cannot be done."""
+        self.faults.inject(name, **args)
+
+    def close_listener(self) -> None:
+        """Stop listening: connects are refused (RST) while connections already open carry on."""
+        if self._server is not None and self._listening:
+            self._server.close()
+            self._listening = False
+            log.warning("listening socket closed: connects to port %d are refused", self.port)
+
+    def open_listener(self) -> None:
+        if not self._listening and self._server is not None:
+            self._listening = True  # at once, so a second call does not start a second server
+            task = asyncio.get_running_loop().create_task(self._listen_again(), name="listen again")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _listen_again(self) -> None:
+        try:
+            self._server = await asyncio.start_server(self._accept, self.host, self.port)
+            log.warning("listening again on %s:%d", self.host, self.port)
+        except OSError as exc:
+            self._listening = False
+            log.error("cannot listen on %s:%d again: %s", self.host, self.port, exc)
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = Session(self, reader, writer)
+        self._connections += 1
+        session = Session(self, reader, writer, self._connections)
         self.sessions.add(session)
         task = asyncio.current_task()
         if task is not None:
@@ -172,7 +230,7 @@ class Simulator:
     def feed(self, inst: Instrument) -> Feed:
         feed = self._feeds.get(inst.con_id)
         if feed is None:
-            feed = self._feeds[inst.con_id] = Feed(self.market, inst, self.rate)
+            feed = self._feeds[inst.con_id] = Feed(self.market, inst, self.rate, self.faults)
         return feed
 
     def next_order_id(self) -> int:
@@ -183,21 +241,33 @@ class Simulator:
         return sum(s.lines_in_use() for s in self.sessions)
 
     def depth_books_in_use(self) -> int:
-        return sum(s.depth_books_in_use() for s in self.sessions)
+        return sum(s.streams_in_use("depth") for s in self.sessions)
 
-    def record(self, client_id: int | None, request: Any) -> None:
-        """Keep the request for tests, and append it to the journal if there is one."""
+    def tick_by_tick_in_use(self) -> int:
+        return sum(s.streams_in_use("tbt") for s in self.sessions)
+
+    def record(self, client_id: int | None, request: Any, received: float, connection: int) -> None:
+        """Keep the request for tests, and journal it with the time it was read off the socket."""
         self.requests.append((client_id, request))
         if self._journal is None:
             return
         contract = getattr(request, "contract", None)
-        line = {
-            "t": round(time.time(), 6),
+        self._journal_line({
+            "t": round(received, 6),
+            "conn": connection,
             "client_id": client_id,
             "request": request_name(request),
             "req_id": getattr(request, "req_id", None),
             "symbol": contract.symbol if contract is not None else None,
             "sec_type": contract.sec_type if contract is not None else None,
-        }
-        self._journal.write(json.dumps(line) + "\n")
+        })  # fmt: skip
+
+    def journal_fault(self, name: str, args: dict[str, Any]) -> None:
+        """Faults go in the journal too, so a test or a soak can line them up with what clients did."""
+        if self._journal is not None:
+            self._journal_line({"t": round(time.time(), 6), "fault": name, "args": args})
+
+    def _journal_line(self, row: dict[str, Any]) -> None:
+        assert self._journal is not None
+        self._journal.write(json.dumps(row) + "\n")
         self._journal.flush()

@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import logging
 import math
+import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from bridge.protocol.versions import MIN_SERVER_VER_CURRENT_TIME_IN_MILLIS
 
 from . import notices, ticks
 from .catalogue import Instrument, details, lookup
+from .limits import MessageRate, rate_error_text
 from .market import Quote
 
 if TYPE_CHECKING:
@@ -74,16 +77,24 @@ class Subscription:
     req_id: int
     inst: Instrument
     counts_as_line: bool = False
-    is_depth: bool = False
     task: asyncio.Task[None] | None = None
 
 
 class Session:
-    def __init__(self, sim: Simulator, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, sim: Simulator, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, number: int = 0
+    ) -> None:
         self.sim = sim
         self.reader = reader
         self.writer = writer
+        self.number = number  # the how-many-th connection since the simulator started (journal "conn")
         self.conn = ServerConnection()
+        limit = sim.max_messages_per_second
+        self.rate = MessageRate(limit) if limit > 0 else None
+        self.muted = False  # fault: the greeting is never answered, nothing read is handled
+        self.silent = False  # fault: nothing more is sent on this connection
+        self._drop_countdown = 0  # fault: hang up after this many more messages (0: not armed)
+        self._drop_reset = False
         self.client_id: int | None = None
         self.registered = False
         self.market_data_type = 1
@@ -117,11 +128,14 @@ class Session:
     async def run(self) -> None:
         log.info("connection from %s", self.peer)
         try:
+            faults = self.sim.faults
             while not self.closed:
                 data = await self.reader.read(65536)
                 if not data:
                     break
-                self._receive(data)
+                if faults.stalled:  # a stalled TWS reads nothing: what came waits for the stall to end
+                    await faults.resumed()
+                self._receive(data, time.time())
         except (ConnectionError, OSError) as exc:
             log.info("%r: connection lost: %s", self, exc)
         finally:
@@ -129,7 +143,9 @@ class Session:
             with contextlib.suppress(ConnectionError, OSError):
                 await self.writer.wait_closed()
 
-    def _receive(self, data: bytes) -> None:
+    def _receive(self, data: bytes, received: float) -> None:
+        if self.muted:
+            return
         try:
             items = self.conn.receive_data(data)
         except ProtocolError as exc:
@@ -140,11 +156,30 @@ class Session:
             if self.closed:
                 return
             if isinstance(item, ClientHello):
-                self._hello(item)
-            else:
-                self._handle(item)
+                if self.sim.faults.mute_handshake:
+                    log.warning("%s greets; fault: never answering", self.peer)
+                    self.muted = True
+                    return
+                self._hello(item, received)
+            elif self._within_rate(received):
+                self._handle(item, received)
 
-    def _hello(self, hello: ClientHello) -> None:
+    def _within_rate(self, received: float) -> bool:
+        """Count a request against TWS's message rate; False once the connection is closed for it."""
+        if self.rate is None:
+            return True
+        violation = self.rate.arrived(received)
+        if violation is None:
+            return True
+        limit = self.rate.limit
+        log.warning("%r exceeds %d messages per second (%d in the last second)", self, limit, violation.received)
+        self.error(notices.NO_VALID_ID, (notices.RATE_EXCEEDED, rate_error_text(limit, violation)))
+        if violation.disconnect:
+            self.close(f"message rate exceeded {violation.number} times")
+            return False
+        return True
+
+    def _hello(self, hello: ClientHello, received: float) -> None:
         answer = self.conn.accept(hello, self.sim.server_version, connection_time())
         if answer is None:
             log.warning(
@@ -159,16 +194,22 @@ class Session:
         # Requests sent right behind the greeting are held until accept(); an empty feed
         # releases them now instead of waiting for the client's next bytes.
         for item in self.conn.receive_data(b""):
-            self._handle(item)
+            if self.closed or not self._within_rate(received):
+                return
+            self._handle(item, received)
 
     def _write(self, data: bytes) -> None:
-        if self.closed:
+        if self.closed or self.silent or self.sim.faults.stalled:
             return
         self.writer.write(data)
         if self.writer.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
             log.warning("%r reads too slowly (%d bytes queued); disconnecting", self,
                         self.writer.transport.get_write_buffer_size())  # fmt: skip
             self.close("slow consumer")
+        elif self._drop_countdown:
+            self._drop_countdown -= 1
+            if not self._drop_countdown:
+                self.hang_up(self._drop_reset, "fault: drop after messages")
 
     def send(self, event: ev.Event) -> None:
         if not self.closed:
@@ -180,6 +221,42 @@ class Session:
 
     def error(self, req_id: int, code_and_text: tuple[int, str]) -> None:
         self.send(notices.error(req_id, code_and_text))
+
+    # --- what faults do to a connection --------------------------------------------------------
+
+    def send_bytes(self, data: bytes) -> None:
+        """Raw bytes, framed or not: protocol faults."""
+        self._write(data)
+
+    def go_silent(self, why: str) -> None:
+        log.warning("%r: sending nothing more (%s)", self, why)
+        self.silent = True
+
+    def drop_after(self, messages: int, reset: bool) -> None:
+        self._drop_countdown = messages
+        self._drop_reset = reset
+
+    def hang_up(self, reset: bool, why: str) -> None:
+        """Close the connection; `reset` sends a TCP RST (SO_LINGER 0) instead of a FIN."""
+        if reset and not self.closed:
+            sock = self.writer.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.writer.transport.abort()
+        self.close(why)
+
+    def drop_streams(self) -> None:
+        """1101: TWS forgot this client's subscriptions; it must ask again."""
+        for sub in list(self.subs.values()):
+            self._drop(sub)
+
+    def stream_req_ids(self, kind: str | None = None) -> list[int]:
+        return [req_id for (k, req_id) in self.subs if kind is None or k == kind]
+
+    def answer(self, request: Any) -> None:
+        """Answer a request that waited for its data farm."""
+        self._dispatch(request)
 
     def close(self, why: str) -> None:
         if self.closed:
@@ -195,10 +272,17 @@ class Session:
 
     # --- requests -----------------------------------------------------------------------------
 
-    def _handle(self, request: Any) -> None:
+    def _handle(self, request: Any, received: float) -> None:
         client_id = request.client_id if isinstance(request, rq.StartApi) else self.client_id
-        self.sim.record(client_id, request)
+        self.sim.record(client_id, request, received, self.number)
         log.info("%r: %s", self, _describe(request))
+        farm = notices.farm_of(request)
+        if farm is not None and farm in self.sim.faults.broken_farms:
+            self.sim.faults.held.append((self, request))  # answered when the farm is back
+            return
+        self._dispatch(request)
+
+    def _dispatch(self, request: Any) -> None:
         try:
             self._handlers[type(request)](request)
         except Exception:  # a request we mishandle must not take the connection down
@@ -217,6 +301,9 @@ class Session:
         self.client_id = r.client_id
         self.registered = True
         self.sim.clients[r.client_id] = self
+        if self.sim.faults.withhold_ready:
+            log.warning("%r started; fault: withholding managedAccounts and nextValidId", self)
+            return
         # The connect sequence TWS sends: accounts, the next order id, then farm status.
         self.send(ev.ManagedAccounts((self.sim.account,)))
         self.send(ev.NextValidId(self.sim.next_order_id()))
@@ -265,8 +352,8 @@ class Session:
     def lines_in_use(self) -> int:
         return sum(1 for s in self.subs.values() if s.counts_as_line)
 
-    def depth_books_in_use(self) -> int:
-        return sum(1 for s in self.subs.values() if s.is_depth)
+    def streams_in_use(self, kind: str) -> int:
+        return sum(1 for k, _ in self.subs if k == kind)
 
     # --- market data --------------------------------------------------------------------------
 
@@ -282,11 +369,17 @@ class Session:
             return
         kind = self.market_data_type
         delayed = kind in (3, 4)
+        faults = self.sim.faults
+        if faults.competing:
+            self.error(r.req_id, notices.COMPETING_SESSION)
         # TWS opens every market-data answer with the request's parameters and data type.
         self.send(ev.TickReqParams(r.req_id, inst.min_tick, inst.bbo_exchange, 3))
         self.send(ev.MarketDataTypeChanged(r.req_id, kind))
-        for event in ticks.picture(r.req_id, self.sim.market.quote(inst), delayed):
-            self.send(event)
+        # While data is paused (a fault) the picture waits for the first step after it.
+        picture_due = faults.data_paused
+        if not picture_due:
+            for event in ticks.picture(r.req_id, self.sim.market.quote(inst), delayed):
+                self.send(event)
         if snapshot:
             self.send(ev.TickSnapshotEnd(r.req_id))
             return
@@ -296,7 +389,13 @@ class Session:
         if live:
 
             def listener(old: Quote, new: Quote, req_id: int = r.req_id) -> None:
-                for event in ticks.changes(req_id, old, new, delayed):
+                nonlocal picture_due
+                if picture_due:
+                    picture_due = False
+                    events = ticks.picture(req_id, new, delayed)
+                else:
+                    events = ticks.changes(req_id, old, new, delayed)
+                for event in events:
                     self.send(event)
 
         self._subscribe(Subscription("mkt", r.req_id, inst, counts_as_line=True), listener)
@@ -313,6 +412,9 @@ class Session:
             return
         inst = self._resolve(r.req_id, r.contract)
         if inst is None:
+            return
+        if self.sim.tick_by_tick_in_use() >= self.sim.max_tick_by_tick:
+            self.error(r.req_id, notices.MAX_TICK_BY_TICK)
             return
         exchange = inst.contract.exchange if inst.contract.sec_type != "STK" else "NASDAQ"
         for event in ticks.tick_by_tick(r.req_id, r.tick_type, None, self.sim.market.quote(inst), exchange):
@@ -342,7 +444,8 @@ class Session:
             now = time.time()
             boundary = (math.floor(now / period) + 1) * period
             await asyncio.sleep(boundary - now)
-            self.send(builder.finish(req_id, int(boundary - period)))
+            if not self.sim.faults.data_paused:
+                self.send(builder.finish(req_id, int(boundary - period)))
 
     def _req_mkt_depth(self, r: rq.ReqMktDepth) -> None:
         if self._duplicate("depth", r.req_id):
@@ -362,7 +465,7 @@ class Session:
             for event in ticks.depth_events(r.req_id, inst, new, rows, 1, r.is_smart_depth):
                 self.send(event)
 
-        self._subscribe(Subscription("depth", r.req_id, inst, is_depth=True), listener)
+        self._subscribe(Subscription("depth", r.req_id, inst), listener)
 
     # --- reference data and the rest -----------------------------------------------------------
 

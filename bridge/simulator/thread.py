@@ -41,6 +41,16 @@ class SimulatorThread:
         """(client_id, 'ReqMktData'/'PlaceOrder'/...) for every request received so far."""
         return [(client_id, request_name(r)) for client_id, r in self.requests]
 
+    def inject(self, name: str, **args: Any) -> None:
+        """Start a fault on the simulator's loop (faults.FAULTS lists them); its FaultError is raised here."""
+        if self._loop is None:
+            raise RuntimeError("the simulator is not running")
+
+        async def inject() -> None:
+            self.simulator.inject(name, **args)
+
+        asyncio.run_coroutine_threadsafe(inject(), self._loop).result(5)
+
     def start(self) -> SimulatorThread:
         self._thread = threading.Thread(target=self._main, name="tws-simulator", daemon=True)
         self._thread.start()
