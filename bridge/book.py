@@ -44,6 +44,7 @@ class Line:
     leases: dict[str, float] = field(default_factory=dict)  # subscription id -> expiry
     latest: dict[str, object] = field(default_factory=dict)
     seq: int = 0
+    stale: bool = False  # TWS singled this stream out (10197); cleared by its next data
 
 
 class SubscriptionBook:

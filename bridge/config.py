@@ -24,6 +24,9 @@ class Settings:
     metrics: str = "127.0.0.1:9108"  # host:port, or "" for none
     simulate: bool = False
     lease_default: float = 30.0
+    handshake_timeout: float = 5.0
+    heartbeat: float = 2.0
+    tws_timeout: float = 10.0
     log_level: str = "INFO"
 
     @property
@@ -71,6 +74,21 @@ def parser() -> argparse.ArgumentParser:
         "--simulate", action="store_true", default=None, help="start the built-in TWS simulator and connect to it"
     )
     p.add_argument("--lease-default", type=float, help="lease in seconds when a subscribe names none (default 30)")
+    p.add_argument(
+        "--handshake-timeout",
+        type=float,
+        help="seconds TWS has to finish the handshake and send nextValidId before we retry (default 5)",
+    )
+    p.add_argument(
+        "--heartbeat",
+        type=float,
+        help="seconds of silence from TWS before the bridge sends a heartbeat request (default 2)",
+    )
+    p.add_argument(
+        "--tws-timeout",
+        type=float,
+        help="seconds of silence after which TWS is declared down and reconnected; 'stalled' at half (default 10)",
+    )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
     return p
 

@@ -66,6 +66,24 @@ class Metrics:
         )
         # Label children resolved once, so the hot path does no label lookup.
         self.received_by_type = {t: self.received.labels(event_kind(t)) for t in ev.Event.__args__}  # type: ignore[attr-defined]
+        self.tws_ib_connected = Gauge(
+            "twsbridge_tws_ib_connected", "0 while TWS reports its connection to IB lost (1100), else 1.", registry=r
+        )
+        self.tws_farm_up = Gauge(
+            "twsbridge_tws_farm_up",
+            "0 while a data farm of this kind is broken (2103 market, 2105 historical, 2157 sec-def), else 1.",
+            ["farm"],
+            registry=r,
+        )
+        self.tws_stalls = Counter(
+            "twsbridge_tws_stalls", "Times TWS went silent past the stall threshold (heartbeat unanswered).", registry=r
+        )
+        self.tws_silence = Gauge(
+            "twsbridge_tws_silence_seconds", "Seconds since TWS last sent anything on a working session.", registry=r
+        )
+        self.stale_topics = Gauge(
+            "twsbridge_stale_topics", "Data topics marked stale now (an outage or a competing session).", registry=r
+        )
         self.lease_expiries = Counter(
             "twsbridge_lease_expiries", "Consumer subscriptions dropped because their lease lapsed.", registry=r
         )

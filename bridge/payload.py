@@ -180,6 +180,13 @@ BUILDERS: dict[type, Builder] = {
 }  # type: ignore[dict-item]
 
 
+def marker_payload(line: Line, event: str, reason: str, message: str, code: int | None, recv_ns: int) -> Payload:
+    """`stale` / `resumed` on a data topic: an outage window a consumer sees on its own stream."""
+    p = _head(line, event, recv_ns)
+    p["reason"], p["message"], p["code"] = reason, message, code
+    return p
+
+
 def error_payload(line: Line, code: int, message: str, hint: str, recv_ns: int) -> Payload:
     p = _head(line, "error", recv_ns)
     p["code"], p["message"], p["hint"] = code, message, hint

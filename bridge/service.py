@@ -18,6 +18,7 @@ import msgpack
 import zmq
 import zmq.asyncio
 
+from . import outages as out
 from . import payload as pl
 from .book import Line, LineKey, SubscriptionBook
 from .config import Settings
@@ -53,8 +54,17 @@ class Bridge:
         self.metrics = metrics or Metrics()
         self.book = SubscriptionBook()
         self.tws = TwsConnection(
-            settings.tws_host, settings.tws_port, settings.client_id, self.on_tws_events, self._on_tws_down
-        )
+            settings.tws_host, settings.tws_port, settings.client_id, self.on_tws_events, self._on_tws_down,
+            self._on_tws_stall, handshake_timeout=settings.handshake_timeout, heartbeat=settings.heartbeat,
+            timeout=settings.tws_timeout,
+        )  # fmt: skip
+        self.outages = out.Outages()
+        self.outages.begin(out.TWS_DOWN, "not connected to TWS yet")
+        self.metrics.tws_silence.set_function(self.tws.silence)
+        self.metrics.stale_topics.set_function(self._stale_topics)
+        for kind in out.FARM_KINDS:
+            self.metrics.tws_farm_up.labels(kind).set(1)
+        self.metrics.tws_ib_connected.set(1)
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}  # contract lookups by req_id
         self._first_answer: dict[int, asyncio.Future[ev.Error | None]] = {}  # new lines by req_id
@@ -139,6 +149,8 @@ class Bridge:
             line = by_req.get(event[0])  # type: ignore[index]
             if line is None:
                 continue  # answers still in flight for a request we cancelled
+            if line.stale:
+                self._line_fresh(line, recv_ns)
             data = pack(build(event, line, recv_ns))
             send(line.topic, more)
             send(data)
@@ -185,6 +197,13 @@ class Bridge:
         self.publish_state({"event": "connection", "state": "connected", "server_version": self.tws.server_version,
                             "message": "connected to TWS"})  # fmt: skip
         self._restore_lines("TWS connection is back")
+        self.metrics.tws_ib_connected.set(1)
+        for kind in out.FARM_KINDS:
+            self.metrics.tws_farm_up.labels(kind).set(1)
+        for line in self.book.lines():
+            line.stale = False
+        if self.outages.end_all():
+            self._mark_all("resumed", out.TWS_DOWN, "TWS connection is back; the stream is requested again")
 
     def _restore_lines(self, why: str) -> None:
         lines = self.book.lines()
@@ -198,12 +217,83 @@ class Bridge:
     def _on_tws_down(self, reason: str) -> None:
         self.tws_ready = False
         self.metrics.tws_up.set(0)
+        if self.outages.begin(out.TWS_DOWN, reason):
+            self._mark_all("stale", out.TWS_DOWN, reason)
+        self.outages.end(out.TWS_STALLED)  # after: a stall that ends in a disconnect is one outage
         self._qualified.clear()
         for pending in self._pending.values():
             if not pending.future.done():
                 pending.future.set_exception(RequestError("not_connected", f"{reason} before it answered; retry"))
         self._pending.clear()
         self.publish_state({"event": "connection", "state": "disconnected", "server_version": 0, "message": reason})
+
+    def _on_tws_stall(self, stalled: bool, silence: float) -> None:
+        """TWS stopped answering (stalled), or talks again before we gave up on it."""
+        if stalled:
+            self.metrics.tws_stalls.inc()
+            self.metrics.tws_up.set(0)
+            why = f"TWS has sent nothing for {silence:.1f} s and not answered a heartbeat"
+            self.publish_state({"event": "connection", "state": "stalled", "server_version": self.tws.server_version,
+                                "message": why})  # fmt: skip
+            if self.outages.begin(out.TWS_STALLED, why):
+                self._mark_all("stale", out.TWS_STALLED, why)
+            return
+        if not self.tws_ready:
+            return
+        self.metrics.tws_up.set(1)
+        log.info("TWS answers again")
+        self.publish_state({"event": "connection", "state": "connected", "server_version": self.tws.server_version,
+                            "message": "TWS answers again after a stall"})  # fmt: skip
+        if self.outages.end(out.TWS_STALLED):
+            self._mark_all("resumed", out.TWS_STALLED, "TWS answers again after a stall")
+
+    def _on_connection_notice(self, error: ev.Error) -> None:
+        """1100/1101/1102 and the farm notices: state on the bus, gauges, stale/resumed markers."""
+        code = error.code
+        if code == 1100:
+            self.metrics.tws_ib_connected.set(0)
+            self.publish_state({"event": "ib_connection", "state": "lost", "code": code, "message": error.message})
+            if self.outages.begin(out.IB_CONNECTIVITY, error.message):
+                self._mark_all("stale", out.IB_CONNECTIVITY, error.message, code)
+        elif code in (1101, 1102):
+            self.metrics.tws_ib_connected.set(1)
+            data_lost = code == 1101
+            if data_lost:
+                self._restore_lines("TWS lost its market data (1101)")
+            self.publish_state({"event": "ib_connection", "state": "restored", "data_lost": data_lost, "code": code,
+                                "message": error.message})  # fmt: skip
+            if self.outages.end(out.IB_CONNECTIVITY):
+                self._mark_all("resumed", out.IB_CONNECTIVITY, error.message, code)
+            return
+        change = out.farm_change(code, error.message)
+        if change is None:
+            return
+        went_stale, came_back = self.outages.farm(change)
+        self.metrics.tws_farm_up.labels(change.kind).set(1 if self.outages.farm_up(change.kind) else 0)
+        self.publish_state({"event": "farm", "farm": change.kind, "name": change.name, "state": change.state,
+                            "code": code, "message": error.message})  # fmt: skip
+        if went_stale:
+            self._mark_all("stale", out.MARKET_FARM, error.message, code)
+        elif came_back:
+            self._mark_all("resumed", out.MARKET_FARM, error.message, code)
+
+    def _mark_all(self, event: str, reason: str, message: str, code: int | None = None) -> None:
+        """A stale or resumed marker on every data topic (those TWS singled out keep their own)."""
+        now = time.time_ns()
+        for line in self.book.lines():
+            if not line.stale:
+                self._publish(line.topic, pl.marker_payload(line, event, reason, message, code, now))
+
+    def _line_fresh(self, line: Line, recv_ns: int) -> None:
+        """Data on a stream TWS had singled out (10197): it flows again."""
+        line.stale = False
+        if not self.outages.stale:
+            message = "data flows again"
+            self._publish(line.topic, pl.marker_payload(line, "resumed", out.COMPETING_SESSION, message, None, recv_ns))
+
+    def _stale_topics(self) -> float:
+        lines = self.book.lines()
+        return float(len(lines) if self.outages.stale else sum(line.stale for line in lines))
 
     def _on_tws_error(self, error: ev.Error, recv_ns: int) -> None:
         self.metrics.tws_error(error.code)
@@ -219,14 +309,18 @@ class Bridge:
         if line is None:
             level = logging.INFO if 2100 <= error.code < 2200 else logging.WARNING
             log.log(level, "TWS %d: %s", error.code, error.message)
-            if error.code == 1101:
-                self._restore_lines("TWS lost its market data (1101)")
+            self._on_connection_notice(error)
             if error.req_id == -1:
                 self.publish_state({"event": "notice", "code": error.code, "message": error.message,
                                     "hint": hint(error.code)})  # fmt: skip
             return
         log.warning("TWS %d on %s: %s", error.code, line.key.topic, error.message)
         self._publish(line.topic, pl.error_payload(line, error.code, error.message, hint(error.code), recv_ns))
+        if error.code == 10197 and not line.stale:
+            if not self.outages.stale:
+                marker = pl.marker_payload(line, "stale", out.COMPETING_SESSION, error.message, error.code, recv_ns)
+                self._publish(line.topic, marker)
+            line.stale = True
         if error.code in NOT_FATAL_FOR_A_LINE:
             return
         self._answered(line.req_id, error)
@@ -317,15 +411,26 @@ class Bridge:
                 for line in self.book.lines()
             ]}  # fmt: skip
         if op == "status":
-            return {"ok": True, "tws": {"connected": self.tws_ready, "server_version": self.tws.server_version,
+            return {"ok": True, "tws": {"connected": self.tws_ready, "state": self._connection_state(),
+                                        "server_version": self.tws.server_version,
                                         "host": self.tws.host, "port": self.tws.port, "client_id": self.tws.client_id,
-                                        "last_error": self.last_tws_error},
+                                        "last_error": self.last_tws_error,
+                                        "ib_connected": out.IB_CONNECTIVITY not in self.outages.causes,
+                                        "farms": {k: dict(v) for k, v in self.outages.farms.items()},
+                                        "silence_s": round(self.tws.silence(), 3)},
+                    "stale": self.outages.causes, "stale_topics": int(self._stale_topics()),
                     "lines_in_use": len(self.book.lines()), "subscriptions": self.book.subscription_count(),
                     "uptime_s": round(time.monotonic() - self._started, 3)}  # fmt: skip
         if op == "ping":
             return {"ok": True, "pong": time.time_ns()}
         raise RequestError("bad_request", f"unknown op {str(op)[:40]!r}; ops: subscribe, renew, unsubscribe, list, "
                            "status, ping")  # fmt: skip
+
+    def _connection_state(self) -> str:
+        causes = self.outages.causes
+        if out.TWS_DOWN in causes or not self.tws_ready:
+            return "disconnected"
+        return "stalled" if out.TWS_STALLED in causes else "connected"
 
     async def _subscribe(self, request: dict[str, Any]) -> dict[str, Any]:
         wanted, kind, md_type, generic, lease = subscribe_args(request, self.settings.lease_default)

@@ -2,8 +2,10 @@
 
 Connects, performs the handshake and startApi, hands every decoded batch of events to the
 service together with the time its bytes were read, and reconnects with backoff when TWS goes
-away (daily restarts, a closed Gateway, a network blip). Only `protocol.requests` types can be
-sent: the read-only guarantee of the protocol layer carries through.
+away (daily restarts, a closed Gateway, a network blip). A TWS that does not finish the
+handshake in time, or falls silent and does not answer a heartbeat, is given up on and
+reconnected (`liveness`). Only `protocol.requests` types can be sent: the read-only guarantee
+of the protocol layer carries through.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import logging
 import time
 from collections.abc import Callable
 
+from .liveness import Backoff, Failure, Liveness, Verdict
 from .pacing import Pacer
 from .protocol import ClientConnection, ProtocolError
 from .protocol import events as ev
-from .protocol.requests import Request, StartApi
+from .protocol.requests import ReqCurrentTime, Request, StartApi
 
 log = logging.getLogger("tws-bridge.tws")
 
 EventSink = Callable[[list[ev.Event], int, int], None]  # events, recv wall ns, recv perf ns
+StallSink = Callable[[bool, float], None]  # stalled (True) or talking again (False), seconds of silence
+WATCH_INTERVAL = 0.25
 
 
 class _Link(asyncio.Protocol):
@@ -29,7 +34,19 @@ class _Link(asyncio.Protocol):
         self.conn = ClientConnection(owner.client_id)
         self.transport: asyncio.Transport | None = None
         self.ready = False  # TWS sent nextValidId: the API session is really up
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.became_ready: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.liveness: Liveness | None = None  # set once ready
+        self.failure: Failure | None = None  # why we gave up on it, if we did
+        self.why = ""
+
+    def fail(self, how: Failure, why: str) -> None:
+        """Give up on this connection: remember why, and drop it at once (no flushing)."""
+        if self.failure is None:
+            self.failure, self.why = how, why
+        if self.transport is not None:
+            self.transport.abort()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -38,17 +55,21 @@ class _Link(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         recv_ns, recv_perf = time.time_ns(), time.perf_counter_ns()
+        liveness = self.liveness
+        if liveness is not None and liveness.heard(recv_perf * 1e-9):
+            self.owner.on_stall(False, 0.0)
         conn = self.conn
         conn.receive_data(data)
         try:
             events = conn.events()
         except ProtocolError as exc:
-            log.error("TWS broke the protocol: %s; dropping the connection and reconnecting", exc)
-            assert self.transport is not None
-            self.transport.abort()
+            log.error("TWS broke the protocol: %s; dropping the connection", exc)
+            self.fail(Failure.BROKEN, f"TWS broke the protocol ({exc})")
             return
-        if not self.ready:
-            self.ready = any(type(e) is ev.NextValidId for e in events)
+        if not self.ready and any(type(e) is ev.NextValidId for e in events):
+            self.ready = True
+            if not self.became_ready.done():
+                self.became_ready.set_result(None)
         if events and type(events[0]) is ev.Connected:
             log.info("handshake done: server version %d, TWS time %s", conn.server_version, conn.connection_time)
             self.send(StartApi(conn.client_id))
@@ -73,12 +94,22 @@ class TwsConnection:
         client_id: int,
         sink: EventSink,
         on_down: Callable[[str], None],
+        on_stall: StallSink = lambda stalled, silence: None,
         retry_max: float = 30.0,
+        handshake_timeout: float = 5.0,
+        heartbeat: float = 2.0,
+        timeout: float = 10.0,
     ) -> None:
+        if not 0 < heartbeat < timeout / 2 or handshake_timeout <= 0:
+            raise ValueError("need handshake_timeout > 0 and 0 < heartbeat < timeout / 2")
         self.host, self.port, self.client_id = host, port, client_id
         self.sink = sink
         self.on_down = on_down
+        self.on_stall = on_stall
         self.retry_max = retry_max
+        self.handshake_timeout = handshake_timeout
+        self.heartbeat = heartbeat
+        self.timeout = timeout
         self._link: _Link | None = None
         self._stopping = False
         self._pacer: Pacer[Request] = Pacer()
@@ -127,39 +158,81 @@ class TwsConnection:
         self._write(self._pacer.due(now))
         self._schedule_flush(now)
 
+    def silence(self) -> float:
+        """Seconds since TWS last sent anything on a working session (0 when there is none)."""
+        link = self._link
+        if link is None or link.liveness is None or link.closed.done():
+            return 0.0
+        return link.liveness.silence(time.perf_counter())
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        delay = 0.5
+        backoff = Backoff(loop.time(), cap=self.retry_max)
         while not self._stopping:
             try:
                 _, link = await asyncio.wait_for(
                     loop.create_connection(lambda: _Link(self), self.host, self.port), timeout=5
                 )
             except (OSError, TimeoutError) as exc:
+                delay = backoff.failed(loop.time(), Failure.UNREACHABLE)
                 log.warning(
                     "cannot reach TWS at %s:%d (%s); is TWS/IB Gateway running with the API enabled on that port? "
                     "retrying in %.1f s",
-                    self.host, self.port, exc, delay,
+                    self.host, self.port, exc or "timed out", delay,
                 )  # fmt: skip
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max)
                 continue
             self._link = link
             self._pacer.clear()  # requests queued for the last connection are restored anew
             log.info("connected to TWS at %s:%d as client id %d", self.host, self.port, self.client_id)
-            await link.closed
+            await self._session(link, backoff)
             if self._stopping:
                 break
-            if link.ready:
-                reason, delay = "TWS closed the connection", 0.5
-            else:  # refused before the session started (e.g. 326, client id in use): back off
-                reason, delay = (
-                    "TWS closed the connection before the API session started",
-                    min(delay * 2, self.retry_max),
-                )
+            how = link.failure or (Failure.DROPPED if link.ready else Failure.BROKEN)
+            reason = link.why or (
+                "TWS closed the connection" if link.ready
+                else "TWS closed the connection before the API session started"  # e.g. 326, client id in use
+            )  # fmt: skip
+            delay = backoff.failed(loop.time(), how)
             log.warning("%s; reconnecting in %.1f s", reason, delay)
             self.on_down(reason)
             await asyncio.sleep(delay)
+
+    async def _session(self, link: _Link, backoff: Backoff) -> None:
+        """Wait for nextValidId within the handshake deadline, then watch the session until it ends."""
+        await asyncio.wait((link.became_ready, link.closed), timeout=self.handshake_timeout,
+                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        if not link.ready:
+            if not link.closed.done():
+                link.fail(Failure.BROKEN, "TWS accepted the connection but did not finish the API handshake "
+                          f"(greeting, startApi, nextValidId) within {self.handshake_timeout:g} s")  # fmt: skip
+            await link.closed
+            return
+        backoff.up(asyncio.get_running_loop().time())
+        now = time.perf_counter()
+        link.liveness = Liveness(self.heartbeat, max(self.heartbeat * 1.5, self.timeout / 2), self.timeout, now)
+        watcher = asyncio.get_running_loop().create_task(self._watch(link), name="tws heartbeat")
+        try:
+            await link.closed
+        finally:
+            watcher.cancel()
+
+    async def _watch(self, link: _Link) -> None:
+        """Heartbeat a quiet TWS (reqCurrentTime, which it always answers); give up on a silent one."""
+        liveness = link.liveness
+        assert liveness is not None
+        while not link.closed.done():
+            await asyncio.sleep(WATCH_INTERVAL)
+            now = time.perf_counter()
+            verdict = liveness.check(now)
+            if verdict is Verdict.PROBE:
+                self.send(ReqCurrentTime())
+            elif verdict is Verdict.STALLED:
+                log.warning("TWS has sent nothing for %.1f s and not answered a heartbeat: stalled",
+                            liveness.silence(now))  # fmt: skip
+                self.on_stall(True, liveness.silence(now))
+            elif verdict is Verdict.DOWN:
+                link.fail(Failure.BROKEN, f"TWS sent nothing for {liveness.silence(now):.1f} s (heartbeat unanswered)")
 
     async def close(self) -> None:
         """Flush what was written and close; `run` returns."""

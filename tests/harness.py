@@ -75,8 +75,10 @@ class Simulator(Process):
         rate: float = 20,
         journal: Path | None = None,
         bar_seconds: float = 5,
+        extra: list[str] | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.control_port = free_port()
         self.journal = journal or workdir / "journal.jsonl"
         super().__init__(
             f"simulator-{self.port}",
@@ -91,6 +93,9 @@ class Simulator(Process):
                 str(self.journal),
                 "--bar-seconds",
                 str(bar_seconds),
+                "--control",
+                str(self.control_port),
+                *(extra or []),
             ],
             workdir,
         )
@@ -103,11 +108,22 @@ class Simulator(Process):
         except OSError:
             return False
 
-    def requests(self, kind: str | None = None) -> list[dict[str, Any]]:
+    def fault(self, name: str, **args: Any) -> None:
+        """Inject a fault through the simulator's control port (docs/simulator.md, Faults)."""
+        with socket.create_connection(("127.0.0.1", self.control_port), timeout=5) as sock:
+            sock.sendall(json.dumps({"fault": name, "args": args}).encode() + b"\n")
+            answer = json.loads(sock.makefile("rb").readline() or b"{}")
+        assert answer.get("ok"), f"fault {name} refused: {answer}"
+
+    def journal_rows(self) -> list[dict[str, Any]]:
         if not self.journal.exists():
             return []
-        rows = [json.loads(line) for line in self.journal.read_text().splitlines() if line.strip()]
-        return [r for r in rows if kind is None or r.get("request") == kind]
+        return [json.loads(line) for line in self.journal.read_text().splitlines() if line.strip()]
+
+    def requests(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Journal rows of requests (faults left out), of one kind if given."""
+        rows = [r for r in self.journal_rows() if "request" in r]
+        return [r for r in rows if kind is None or r["request"] == kind]
 
 
 class Bridge(Process):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from pathlib import Path
@@ -207,7 +208,12 @@ def test_a_taken_client_id_is_reported_in_status_and_retried_with_backoff(
         assert error["code"] == 326 and "client id" in error["hint"]
         assert second.request({"op": "status"})["tws"]["connected"] is False
         assert second.request({"op": "subscribe", "instrument": "AAPL"})["code"] == "not_connected"
-        wait_for(lambda: "reconnecting in 2.0 s" in second.output, 10, "the retry to back off")
+
+        def delays_logged() -> list[float]:
+            return [float(x) for x in re.findall(r"reconnecting in ([0-9.]+) s", second.output)]
+
+        delays = wait_for(lambda: len(delays_logged()) >= 3 and delays_logged(), 15, "three retries")
+        assert delays[2] > 2 * delays[0], f"each refusal waits longer (jittered doubling): {delays}"
     finally:
         second.stop()
     assert bridge.request({"op": "status"})["tws"]["connected"] is True
