@@ -252,7 +252,8 @@ class Bridge:
         code = error.code
         if code == 1100:
             self.metrics.tws_ib_connected.set(0)
-            self.publish_state({"event": "ib_connection", "state": "lost", "code": code, "message": error.message})
+            self.publish_state({"event": "ib_connection", "state": "lost", "data_lost": None, "code": code,
+                                "message": error.message})  # fmt: skip
             if self.outages.begin(out.IB_CONNECTIVITY, error.message):
                 self._mark_all("stale", out.IB_CONNECTIVITY, error.message, code)
         elif code in (1101, 1102):

@@ -35,7 +35,7 @@ COMMON_TYPES = {
 def test_the_document_tables_parse() -> None:
     assert {"v", "kind", "event", "instrument", "seq", "recv_ns", "tws_time"} == COMMON
     assert {"tick_price", "tick_size", "trade", "bar", "depth", "error"} <= set(DATA_EVENTS)
-    assert set(STATE_EVENTS) == {"connection", "subscription", "notice"}
+    assert set(STATE_EVENTS) == {"connection", "subscription", "notice", "ib_connection", "farm"}
 
 
 def _line(kind: str) -> Line:
@@ -63,6 +63,8 @@ EXAMPLES: list[tuple[str, ev.Event]] = [
 def test_every_payload_the_bridge_builds_has_exactly_the_documented_keys() -> None:
     built = [pl.BUILDERS[type(event)](event, _line(kind), time.time_ns()) for kind, event in EXAMPLES]
     built.append(pl.error_payload(_line("quote"), 354, "not subscribed", "hint", time.time_ns()))
+    for marker in ("stale", "resumed"):
+        built.append(pl.marker_payload(_line("quote"), marker, "tws_down", "TWS restarted", None, time.time_ns()))
     assert {p["event"] for p in built} == set(DATA_EVENTS)  # every documented event, nothing more
     for p in built:
         assert set(p) == COMMON | DATA_EVENTS[str(p["event"])], p["event"]
