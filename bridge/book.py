@@ -44,7 +44,9 @@ class Line:
     leases: dict[str, float] = field(default_factory=dict)  # subscription id -> expiry
     latest: dict[str, object] = field(default_factory=dict)
     seq: int = 0
-    stale: bool = False  # TWS singled this stream out (10197); cleared by its next data
+    # An outage window of this stream alone, closed by its next data: (reason, message, code) of the
+    # `resumed` marker to send then (10197, or a line requested again after TWS lost it).
+    stale: tuple[str, str, int | None] | None = None
 
 
 class SubscriptionBook:

@@ -200,10 +200,8 @@ class Bridge:
         self.metrics.tws_ib_connected.set(1)
         for kind in out.FARM_KINDS:
             self.metrics.tws_farm_up.labels(kind).set(1)
-        for line in self.book.lines():
-            line.stale = False
-        if self.outages.end_all():
-            self._mark_all("resumed", out.TWS_DOWN, "TWS connection is back; the stream is requested again")
+        if self.outages.end_all():  # each stream's window closes with its first data
+            self._await_data(out.TWS_DOWN, "TWS connection is back and the stream flows again", None)
 
     def _restore_lines(self, why: str) -> None:
         lines = self.book.lines()
@@ -264,7 +262,10 @@ class Bridge:
             self.publish_state({"event": "ib_connection", "state": "restored", "data_lost": data_lost, "code": code,
                                 "message": error.message})  # fmt: skip
             if self.outages.end(out.IB_CONNECTIVITY):
-                self._mark_all("resumed", out.IB_CONNECTIVITY, error.message, code)
+                if data_lost:  # requested again: each stream's window closes with its first data
+                    self._await_data(out.IB_CONNECTIVITY, error.message, code)
+                else:
+                    self._mark_all("resumed", out.IB_CONNECTIVITY, error.message, code)
             return
         change = out.farm_change(code, error.message)
         if change is None:
@@ -285,16 +286,21 @@ class Bridge:
             if not line.stale:
                 self._publish(line.topic, pl.marker_payload(line, event, reason, message, code, now))
 
+    def _await_data(self, reason: str, message: str, code: int | None) -> None:
+        """Every stream was requested again: each says `resumed` when its data flows, not before."""
+        for line in self.book.lines():
+            line.stale = (reason, message, code)
+
     def _line_fresh(self, line: Line, recv_ns: int) -> None:
-        """Data on a stream TWS had singled out (10197): it flows again."""
-        line.stale = False
+        """Data on a stream in a window of its own (10197, requested again): it flows again."""
+        reason, message, code = line.stale  # type: ignore[misc]
+        line.stale = None
         if not self.outages.stale:
-            message = "data flows again"
-            self._publish(line.topic, pl.marker_payload(line, "resumed", out.COMPETING_SESSION, message, None, recv_ns))
+            self._publish(line.topic, pl.marker_payload(line, "resumed", reason, message, code, recv_ns))
 
     def _stale_topics(self) -> float:
         lines = self.book.lines()
-        return float(len(lines) if self.outages.stale else sum(line.stale for line in lines))
+        return float(len(lines) if self.outages.stale else sum(line.stale is not None for line in lines))
 
     def _on_tws_error(self, error: ev.Error, recv_ns: int) -> None:
         self.metrics.tws_error(error.code)
@@ -321,7 +327,7 @@ class Bridge:
             if not self.outages.stale:
                 marker = pl.marker_payload(line, "stale", out.COMPETING_SESSION, error.message, error.code, recv_ns)
                 self._publish(line.topic, marker)
-            line.stale = True
+            line.stale = (out.COMPETING_SESSION, "data flows again: the competing session ended", None)
         if error.code in NOT_FATAL_FOR_A_LINE:
             return
         self._answered(line.req_id, error)
