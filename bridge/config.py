@@ -27,6 +27,7 @@ class Settings:
     handshake_timeout: float = 5.0
     heartbeat: float = 2.0
     tws_timeout: float = 10.0
+    shutdown_cancel_seconds: float = 5.0
     log_level: str = "INFO"
 
     @property
@@ -88,6 +89,11 @@ def parser() -> argparse.ArgumentParser:
         "--tws-timeout",
         type=float,
         help="seconds of silence after which TWS is declared down and reconnected; 'stalled' at half (default 10)",
+    )
+    p.add_argument(
+        "--shutdown-cancel-seconds",
+        type=float,
+        help="at most this long to cancel every TWS request at a paced rate when stopping, then close (default 5)",
     )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
     return p

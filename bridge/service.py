@@ -107,12 +107,7 @@ class Bridge:
         await self.shutdown()
 
     async def shutdown(self) -> None:
-        cancelled = 0
-        for line in self.book.lines():
-            # Unpaced: we close right after, and TWS drops a closed client's requests anyway.
-            if self.tws.send(tws_cancel(line), paced=False):
-                cancelled += 1
-        log.info("stopping: cancelled %d TWS requests", cancelled)
+        await self._cancel_all_at_tws()
         self.publish_state({"event": "connection", "state": "stopped", "server_version": self.tws.server_version,
                             "message": "bridge stopped"})  # fmt: skip
         for task in self._tasks:
@@ -128,6 +123,21 @@ class Bridge:
         self.router.close()
         self.pub.close()
         self._ctx.term()
+
+    async def _cancel_all_at_tws(self) -> None:
+        """Cancel every line through the pacer (TWS counts these too), within a bounded time."""
+        sent = [out for line in self.book.lines() if (out := self.tws.send(tws_cancel(line))) is not None]
+        if not sent:
+            log.info("stopping: no TWS requests to cancel")
+            return
+        bound = self.settings.shutdown_cancel_seconds
+        await asyncio.wait([out.written for out in sent], timeout=bound)
+        done = sum(out.written.done() and out.written.result() for out in sent)
+        if done == len(sent):
+            log.info("stopping: cancelled %d TWS requests", done)
+        else:
+            log.warning("stopping: cancelled %d TWS requests; %d were not cancelled within %g s (TWS drops a "
+                        "closed client's requests anyway)", done, len(sent) - done, bound)  # fmt: skip
 
     # --- the hot path --------------------------------------------------------------------------
 
