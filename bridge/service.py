@@ -112,12 +112,12 @@ class Bridge:
         await self.shutdown()
 
     async def shutdown(self) -> None:
+        for task in self._tasks:
+            if task.get_name() != "tws":
+                task.cancel()  # no new lines or lease cancels while the last cancels go out
         await self._cancel_all_at_tws()
         self.publish_state({"event": "connection", "state": "stopped", "server_version": self.tws.server_version,
                             "message": "bridge stopped"})  # fmt: skip
-        for task in self._tasks:
-            if task.get_name() != "tws":
-                task.cancel()
         try:
             await self.tws.close()
         except TimeoutError:
@@ -378,7 +378,7 @@ class Bridge:
             if len(frames) < 3 or frames[-2] != b"":
                 log.warning("dropped a request without a REQ envelope (%d frames); use a REQ socket", len(frames))
                 continue
-            task = asyncio.create_task(self._answer(frames[:-1], frames[-1]))  # frames[0]: the peer's identity
+            task = asyncio.create_task(self._answer(frames[:-1], frames[-1]))
             self._answering.add(task)
             task.add_done_callback(self._answering.discard)
 
