@@ -27,6 +27,10 @@ class Settings:
     handshake_timeout: float = 5.0
     heartbeat: float = 2.0
     tws_timeout: float = 10.0
+    shutdown_cancel_seconds: float = 5.0
+    queue_wait_max: float = 1.0
+    lookups_per_client: int = 32
+    unknown_instrument_ttl: float = 600.0
     log_level: str = "INFO"
 
     @property
@@ -88,6 +92,26 @@ def parser() -> argparse.ArgumentParser:
         "--tws-timeout",
         type=float,
         help="seconds of silence after which TWS is declared down and reconnected; 'stalled' at half (default 10)",
+    )
+    p.add_argument(
+        "--shutdown-cancel-seconds",
+        type=float,
+        help="at most this long to cancel every TWS request at a paced rate when stopping, then close (default 5)",
+    )
+    p.add_argument(
+        "--queue-wait-max",
+        type=float,
+        help="seconds a subscribe may wait in the bridge's own pacing queue before its reply says so (default 1)",
+    )
+    p.add_argument(
+        "--lookups-per-client",
+        type=int,
+        help="contract lookups one client may have outstanding; more are refused as busy (default 32)",
+    )
+    p.add_argument(
+        "--unknown-instrument-ttl",
+        type=float,
+        help="seconds an instrument TWS refused (error 200) is answered from memory, 0 for never (default 600)",
     )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
     return p

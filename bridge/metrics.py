@@ -17,6 +17,8 @@ from .protocol import events as ev
 LATENCY_BUCKETS = (
     1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 )  # fmt: skip
+# 1 ms to 10 s: how long a request to TWS waits behind the message-rate limit.
+WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 REP_OPS = ("subscribe", "unsubscribe", "renew", "list", "status", "ping", "invalid")
 # TWS codes worth their own series; see docs/bus.md and TWS's error-code table.
 KNOWN_TWS_CODES = frozenset(
@@ -84,12 +86,29 @@ class Metrics:
         self.stale_topics = Gauge(
             "twsbridge_stale_topics", "Data topics marked stale now (an outage or a competing session).", registry=r
         )
+        self.tws_request_wait = Histogram(
+            "twsbridge_tws_request_wait_seconds",
+            "Time a request to TWS waited in the bridge (pacing, fair queueing) from submit to the socket, "
+            "by request type.",
+            ["request"],
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
+        self.unknown_instrument_cache_hits = Counter(
+            "twsbridge_unknown_instrument_cache_hits",
+            "Subscribes answered unknown_instrument from memory of TWS's refusal (error 200), without asking TWS.",
+            registry=r,
+        )
         self.lease_expiries = Counter(
             "twsbridge_lease_expiries", "Consumer subscriptions dropped because their lease lapsed.", registry=r
         )
 
     def tws_error(self, code: int) -> None:
         self.tws_errors.labels(str(code) if code in KNOWN_TWS_CODES else "other").inc()
+
+    def tws_request_waited(self, request: type, seconds: float) -> None:
+        """Label values are our own request type names (bounded), e.g. req_contract_details."""
+        self.tws_request_wait.labels(event_kind(request)).observe(seconds)
 
     def request(self, op: str, outcome: str) -> None:
         self.requests.labels(op if op in REP_OPS else "invalid", outcome).inc()

@@ -23,9 +23,12 @@ _GENERIC_TICKS = re.compile(r"[0-9,]{0,64}")
 class RequestError(Exception):
     """A request we refuse; `code` is one of docs/bus.md's reply codes."""
 
-    def __init__(self, code: str, message: str, tws_code: int | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, tws_code: int | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.code, self.message, self.tws_code = code, message, tws_code
+        self.extra = extra or {}  # more reply fields (docs/bus.md), e.g. queued_behind, remembered
 
 
 def parse_request(raw: bytes) -> dict[str, Any]:

@@ -1,53 +1,51 @@
 """Request pacing: TWS disconnects an API client that sends more than 50 messages a second
 (error 100, "Max rate of messages per second has been exceeded"). Restoring 100 subscriptions
-after a TWS restart would do exactly that, so requests beyond the budget wait their turn.
+after a TWS restart would do exactly that, so messages beyond the budget wait their turn.
 
-Sans-IO: the caller passes the clock and asks when to flush next.
+TWS counts messages as it *receives* them, in any sliding second. What we send in one second
+can arrive bunched (the kernel, a busy TWS), so the budget has room to spare: at most 45
+messages in any sliding 1.2 s, and never two closer than 20 ms. A message counts when it is
+handed to the socket (tws.py writes only into an empty transport buffer), not when queued.
+
+Sans-IO: the caller passes the clock, asks how long to wait, and says when it sent.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Generic, TypeVar
 
-T = TypeVar("T")
+LIMIT = 45
+WINDOW = 1.2
+SPACING = 0.02
+_EPS = 1e-6  # clock values are floats: a message leaves the window a hair late, never early
 
 
-class Pacer(Generic[T]):
-    """At most `limit` items per `window` seconds; the rest queue in order."""
+class Pacer:
+    """Admits one message at a time: at most `limit` in any `window` seconds, `spacing` apart."""
 
-    def __init__(self, limit: int = 45, window: float = 1.0) -> None:
+    def __init__(self, limit: int = LIMIT, window: float = WINDOW, spacing: float = SPACING) -> None:
+        if limit < 1 or window <= 0 or spacing < 0:
+            raise ValueError("need limit >= 1, window > 0, spacing >= 0")
         self.limit = limit
         self.window = window
-        self._sent: deque[float] = deque()  # send times within the current window
-        self._queue: deque[T] = deque()
+        self.spacing = spacing
+        self._sent: deque[float] = deque()  # send times within the last window
 
-    @property
-    def queued(self) -> int:
-        return len(self._queue)
-
-    def submit(self, item: T, now: float) -> list[T]:
-        """Queue `item`; returns what may go out now (in submission order)."""
-        self._queue.append(item)
-        return self.due(now)
-
-    def due(self, now: float) -> list[T]:
+    def wait(self, now: float) -> float:
+        """Seconds until the next message may go (0: now)."""
         sent = self._sent
-        while sent and now - sent[0] >= self.window:
+        while sent and now >= sent[0] + self.window + _EPS:
             sent.popleft()
-        out: list[T] = []
-        while self._queue and len(sent) < self.limit:
-            out.append(self._queue.popleft())
-            sent.append(now)
-        return out
+        if not sent:
+            return 0.0
+        gap = sent[-1] + self.spacing + _EPS - now
+        full = sent[0] + self.window + _EPS - now if len(sent) >= self.limit else 0.0
+        return max(0.0, gap, full)
 
-    def next_due(self, now: float) -> float | None:
-        """Seconds until queued items may go, or None if nothing waits."""
-        if not self._queue:
-            return None
-        return max(0.0, self._sent[0] + self.window - now) if self._sent else 0.0
+    def sent(self, now: float) -> None:
+        """A message was handed to the socket at `now`."""
+        self._sent.append(now)
 
     def clear(self) -> None:
-        """Drop what waits (the connection it was meant for is gone)."""
-        self._queue.clear()
+        """A new connection: TWS counts per connection."""
         self._sent.clear()

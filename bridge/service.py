@@ -8,6 +8,7 @@ reconnects, TWS errors) happens off that path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -22,6 +23,7 @@ from . import outages as out
 from . import payload as pl
 from .book import Line, LineKey, SubscriptionBook
 from .config import Settings
+from .fairness import SYSTEM, RefusalCache
 from .hints import NOT_FATAL_FOR_A_LINE, hint
 from .instruments import instrument_key
 from .lines import tws_cancel, tws_request
@@ -30,7 +32,7 @@ from .ops import MARKET_DATA_TYPES, MAX_REQUEST_BYTES, RequestError, parse_reque
 from .protocol import Contract
 from .protocol import events as ev
 from .protocol import requests as rq
-from .tws import TwsConnection
+from .tws import Outgoing, TwsConnection
 
 log = logging.getLogger("tws-bridge")
 
@@ -56,7 +58,7 @@ class Bridge:
         self.tws = TwsConnection(
             settings.tws_host, settings.tws_port, settings.client_id, self.on_tws_events, self._on_tws_down,
             self._on_tws_stall, handshake_timeout=settings.handshake_timeout, heartbeat=settings.heartbeat,
-            timeout=settings.tws_timeout,
+            timeout=settings.tws_timeout, on_written=self._tws_written,
         )  # fmt: skip
         self.outages = out.Outages()
         self.outages.begin(out.TWS_DOWN, "not connected to TWS yet")
@@ -69,7 +71,10 @@ class Bridge:
         self._pending: dict[int, _Pending] = {}  # contract lookups by req_id
         self._first_answer: dict[int, asyncio.Future[ev.Error | None]] = {}  # new lines by req_id
         self._qualified: dict[Contract, Contract] = {}
-        self._market_data_type = 1
+        self._lookups: dict[Contract, asyncio.Future[Contract]] = {}  # in flight, shared by identical asks
+        self._lookups_by_client: dict[bytes, int] = {}  # outstanding lookups per request-socket peer
+        self._refused: RefusalCache[Contract] = RefusalCache(settings.unknown_instrument_ttl)
+        self._mixed_types = False  # a non-live market data type was asked for on this connection
         self._state_seq = 0
         self._started = time.monotonic()
         # PUB sends never block, so the data socket is a plain one: zmq.asyncio's send builds a
@@ -107,17 +112,12 @@ class Bridge:
         await self.shutdown()
 
     async def shutdown(self) -> None:
-        cancelled = 0
-        for line in self.book.lines():
-            # Unpaced: we close right after, and TWS drops a closed client's requests anyway.
-            if self.tws.send(tws_cancel(line), paced=False):
-                cancelled += 1
-        log.info("stopping: cancelled %d TWS requests", cancelled)
-        self.publish_state({"event": "connection", "state": "stopped", "server_version": self.tws.server_version,
-                            "message": "bridge stopped"})  # fmt: skip
         for task in self._tasks:
             if task.get_name() != "tws":
-                task.cancel()
+                task.cancel()  # no new lines or lease cancels while the last cancels go out
+        await self._cancel_all_at_tws()
+        self.publish_state({"event": "connection", "state": "stopped", "server_version": self.tws.server_version,
+                            "message": "bridge stopped"})  # fmt: skip
         try:
             await self.tws.close()
         except TimeoutError:
@@ -128,6 +128,21 @@ class Bridge:
         self.router.close()
         self.pub.close()
         self._ctx.term()
+
+    async def _cancel_all_at_tws(self) -> None:
+        """Cancel every line through the pacer (TWS counts these too), within a bounded time."""
+        sent = [out for line in self.book.lines() if (out := self.tws.send(tws_cancel(line))) is not None]
+        if not sent:
+            log.info("stopping: no TWS requests to cancel")
+            return
+        bound = self.settings.shutdown_cancel_seconds
+        await asyncio.wait([out.written for out in sent], timeout=bound)
+        done = sum(out.written.done() and out.written.result() for out in sent)
+        if done == len(sent):
+            log.info("stopping: cancelled %d TWS requests", done)
+        else:
+            log.warning("stopping: cancelled %d TWS requests; %d were not cancelled within %g s (TWS drops a "
+                        "closed client's requests anyway)", done, len(sent) - done, bound)  # fmt: skip
 
     # --- the hot path --------------------------------------------------------------------------
 
@@ -192,7 +207,7 @@ class Bridge:
         self.tws_ready = True
         self.metrics.tws_up.set(1)
         self.metrics.tws_connects.inc()
-        self._market_data_type = 1
+        self._mixed_types = False
         log.info("TWS ready (server version %d)", self.tws.server_version)
         self.publish_state({"event": "connection", "state": "connected", "server_version": self.tws.server_version,
                             "message": "connected to TWS"})  # fmt: skip
@@ -379,21 +394,23 @@ class Bridge:
         try:
             request = parse_request(raw)
             op = request["op"]
-            reply = await self.handle(request)
+            reply = await self.handle(request, envelope[0])
             outcome = "ok"
         except RequestError as exc:
             reply = {"ok": False, "code": exc.code, "error": exc.message}
             if exc.tws_code is not None:
                 reply["tws_code"] = exc.tws_code
+            reply.update(exc.extra)
             outcome = exc.code
             log.info("refused %s request: %s", op, exc.message)
         self.metrics.request(op, outcome)
         await self.router.send_multipart([*envelope, self._packer.pack(reply)])
 
-    async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def handle(self, request: dict[str, Any], client: bytes = b"") -> dict[str, Any]:
+        """Answer one request; `client` is the peer's identity on the request socket (its fair-queue lane)."""
         op = request["op"]
         if op == "subscribe":
-            return await self._subscribe(request)
+            return await self._subscribe(request, client)
         if op == "renew":
             ids = request.get("ids", [request["id"]] if "id" in request else None)
             if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > 10_000:
@@ -439,61 +456,139 @@ class Bridge:
             return "disconnected"
         return "stalled" if out.TWS_STALLED in causes else "connected"
 
-    async def _subscribe(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def _subscribe(self, request: dict[str, Any], client: bytes = b"") -> dict[str, Any]:
         wanted, kind, md_type, generic, lease = subscribe_args(request, self.settings.lease_default)
         if not self.tws_ready:
             raise RequestError("not_connected", "TWS is not connected right now; the bridge is reconnecting, retry")
-        contract = await self._qualify(wanted)
+        # One budget for the time this subscribe may wait in our own queue (lookup and new line together).
+        deadline = asyncio.get_running_loop().time() + self.settings.queue_wait_max
+        contract = await self._qualify(wanted, client, deadline)
         key = LineKey(instrument_key(contract), kind, md_type, generic)
         line, sub_id, is_new = self.book.subscribe(key, contract, next(self._ids), lease, time.monotonic())
         self._update_gauges()
+        queued_behind: int | None = None
         if is_new:
             waiter: asyncio.Future[ev.Error | None] = asyncio.get_running_loop().create_future()
             self._first_answer[line.req_id] = waiter
-            self._send_line_request(line)
+            out = self._send_line_request(line, lane=client)
             self.publish_state(self._line_state(line, "active"))
+            error = None
             try:
-                error = await asyncio.wait_for(waiter, FIRST_ANSWER_WAIT)
+                written = await self._until_written(out, deadline) if out is not None else False
+                if written is None:  # still in our queue: say so rather than hold the reply
+                    queued_behind = max(self.tws.ahead_of(out), 0) if out is not None else 0
+                elif written:
+                    error = await asyncio.wait_for(waiter, FIRST_ANSWER_WAIT)
             except TimeoutError:
                 error = None  # quiet instrument: no refusal either
             finally:
                 self._first_answer.pop(line.req_id, None)
             if error is not None:
                 raise _tws_refusal(error)
-        return {"ok": True, "id": sub_id, "topic": key.topic, "instrument": key.instrument, "lease": lease,
-                "latest": dict(line.latest), "seq": line.seq}  # fmt: skip
+        reply = {"ok": True, "id": sub_id, "topic": key.topic, "instrument": key.instrument, "lease": lease,
+                 "latest": dict(line.latest), "seq": line.seq}  # fmt: skip
+        if queued_behind is not None:
+            reply["queued_behind"] = queued_behind
+        return reply
 
-    def _send_line_request(self, line: Line) -> None:
+    async def _until_written(self, out: Outgoing, deadline: float) -> bool | None:
+        """True once `out` is on the socket, False if the connection went first, None if it still
+        waits in our queue at `deadline`."""
+        if not out.written.done():
+            timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(out.written), timeout)
+        return out.written.result() if out.written.done() else None
+
+    def _tws_written(self, request: rq.Request, waited: float) -> None:
+        self.metrics.tws_request_waited(type(request), waited)
+
+    def _send_line_request(self, line: Line, lane: bytes | None = SYSTEM) -> Outgoing | None:
+        requests: list[rq.Request] = []
         if line.key.kind == "quote":
             wanted = MARKET_DATA_TYPES[line.key.market_data_type]
-            if wanted != self._market_data_type:
-                # reqMarketDataType is connection-wide in TWS and applies to later reqMktData.
-                self.tws.send(rq.ReqMarketDataType(wanted))
-                self._market_data_type = wanted
-        self.tws.send(tws_request(line, line.req_id))
+            # reqMarketDataType is connection-wide in TWS and applies to later reqMktData. Lanes can
+            # reorder lines, so once types are mixed each quote line carries its own, back to back.
+            self._mixed_types = self._mixed_types or wanted != 1
+            if self._mixed_types:
+                requests.append(rq.ReqMarketDataType(wanted))
+        requests.append(tws_request(line, line.req_id))
+        return self.tws.send(*requests, lane=lane)
 
     def _cancel_line(self, line: Line, why: str) -> None:
         self.tws.send(tws_cancel(line))
         log.info("cancelled %s at TWS (%s)", line.key.topic, why)
         self.publish_state(self._line_state(line, "cancelled", message=why))
 
-    async def _qualify(self, wanted: Contract) -> Contract:
-        """Ask TWS what the instrument is (reqContractDetails), once per instrument."""
+    async def _qualify(self, wanted: Contract, client: bytes, deadline: float) -> Contract:
+        """What the instrument is, from memory or from TWS (reqContractDetails, shared by identical asks)."""
         known = self._qualified.get(wanted)
         if known is not None:
             return known
+        now = asyncio.get_running_loop().time()
+        refusal = self._refused.get(wanted, now)
+        if refusal is not None:
+            self.metrics.unknown_instrument_cache_hits.inc()
+            age, ttl = now - refusal.at, self._refused.ttl
+            raise RequestError("unknown_instrument", f"{refusal.message}; remembered from TWS's answer {age:.0f} s ago "
+                               f"(TWS is asked again after {ttl:g} s)", refusal.code, {"remembered": True})  # fmt: skip
+        cap = self.settings.lookups_per_client
+        held = self._lookups_by_client.get(client, 0)
+        if held >= cap:
+            why = f"this client has {held} contract lookups outstanding, the limit (lookups_per_client) is {cap}"
+            raise RequestError("busy", f"{why}; wait for their replies", extra={"limit": cap})
+        self._lookups_by_client[client] = held + 1
+        try:
+            lookup = self._lookups.get(wanted)
+            if lookup is None:
+                lookup = self._lookups[wanted] = asyncio.ensure_future(self._look_up(wanted, client, deadline))
+                lookup.add_done_callback(lambda task: self._lookup_done(wanted, task))
+            return await asyncio.shield(lookup)
+        finally:
+            left = self._lookups_by_client[client] - 1
+            if left:
+                self._lookups_by_client[client] = left
+            else:
+                del self._lookups_by_client[client]
+
+    def _lookup_done(self, wanted: Contract, task: asyncio.Future[Contract]) -> None:
+        if self._lookups.get(wanted) is task:
+            del self._lookups[wanted]
+        if not task.cancelled():
+            task.exception()  # retrieved: every asker got it through its shield
+
+    async def _look_up(self, wanted: Contract, client: bytes, deadline: float) -> Contract:
+        """One reqContractDetails in `client`'s lane; TWS's 5 s count from when it was written."""
         req_id = next(self._ids)
         pending = _Pending(asyncio.get_running_loop().create_future(), [])
         self._pending[req_id] = pending
-        self.tws.send(rq.ReqContractDetails(req_id, wanted))
         try:
-            details: list[ev.ContractDetails] = await asyncio.wait_for(pending.future, QUALIFY_TIMEOUT)
-        except TimeoutError:
-            raise RequestError(
-                "timeout", f"TWS did not describe the instrument within {QUALIFY_TIMEOUT:.0f} s"
-            ) from None
+            out = self.tws.send(rq.ReqContractDetails(req_id, wanted), lane=client)
+            written = await self._until_written(out, deadline) if out is not None else False
+            if written is None and out is not None:
+                behind = self.tws.ahead_of(out)
+                if self.tws.withdraw(out):
+                    raise RequestError("busy", f"this lookup waited {self.settings.queue_wait_max:g} s in the "
+                                       f"bridge's own queue to TWS behind {behind} requests and TWS has not seen it "
+                                       "yet (TWS takes 50 messages a second from all clients); retry in a moment",
+                                       extra={"queued_behind": behind})  # fmt: skip
+                written = out.written.result() if out.written.done() else False
+            if not written:
+                raise RequestError("not_connected", "the TWS connection went away before the lookup was sent; retry")
+            try:
+                details: list[ev.ContractDetails] = await asyncio.wait_for(pending.future, QUALIFY_TIMEOUT)
+            except TimeoutError:
+                raise RequestError(
+                    "timeout", f"TWS did not describe the instrument within {QUALIFY_TIMEOUT:.0f} s of being asked"
+                ) from None
+        except RequestError as exc:
+            if exc.tws_code == 200:
+                self._refused.remember(wanted, 200, exc.message, asyncio.get_running_loop().time())
+            raise
         finally:
             self._pending.pop(req_id, None)
+            if pending.future.done() and not pending.future.cancelled():
+                pending.future.exception()  # e.g. not_connected set while it still waited in our queue
         if not details:
             raise RequestError("unknown_instrument", "TWS returned no contract for this instrument")
         if len(details) > 1:

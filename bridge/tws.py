@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 
+from .fairness import SYSTEM, Lanes
 from .liveness import Backoff, Failure, Liveness, Verdict
 from .pacing import Pacer
 from .protocol import ClientConnection, ProtocolError
@@ -26,6 +28,21 @@ log = logging.getLogger("tws-bridge.tws")
 EventSink = Callable[[list[ev.Event], int, int], None]  # events, recv wall ns, recv perf ns
 StallSink = Callable[[bool, float], None]  # stalled (True) or talking again (False), seconds of silence
 WATCH_INTERVAL = 0.25
+BUFFER_POLL = 0.005  # how soon to look again when the socket has not taken the last message yet
+PACING_NOTICE = 10  # log "pacing:" once this many messages wait
+
+
+@dataclass(eq=False)
+class Outgoing:
+    """Requests that go out back to back (one lane turn), and when the last was handed to the socket."""
+
+    requests: tuple[Request, ...]
+    lane: Hashable
+    submitted: float  # loop time
+    written: asyncio.Future[bool] = field(repr=False)  # True once written, False if the connection went first
+
+
+WrittenSink = Callable[[Request, float], None]  # a request, seconds it waited between submit and the socket
 
 
 class _Link(asyncio.Protocol):
@@ -51,7 +68,8 @@ class _Link(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        transport.write(self.conn.initiate())
+        self.owner.attach(self)
+        transport.write(self.conn.initiate())  # the greeting: TWS does not count it
 
     def data_received(self, data: bytes) -> None:
         recv_ns, recv_perf = time.time_ns(), time.perf_counter_ns()
@@ -72,12 +90,15 @@ class _Link(asyncio.Protocol):
                 self.became_ready.set_result(None)
         if events and type(events[0]) is ev.Connected:
             log.info("handshake done: server version %d, TWS time %s", conn.server_version, conn.connection_time)
-            self.send(StartApi(conn.client_id))
+            self.owner.send(StartApi(conn.client_id), urgent=True)
         self.owner.sink(events, recv_ns, recv_perf)
 
-    def send(self, request: Request) -> None:
+    def write(self, request: Request) -> None:
         assert self.transport is not None
         self.transport.write(self.conn.send(request))
+
+    def unsent_bytes(self) -> int:
+        return self.transport.get_write_buffer_size() if self.transport is not None else 0
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
@@ -99,6 +120,7 @@ class TwsConnection:
         handshake_timeout: float = 5.0,
         heartbeat: float = 2.0,
         timeout: float = 10.0,
+        on_written: WrittenSink = lambda request, waited: None,
     ) -> None:
         if not 0 < heartbeat < timeout / 2 or handshake_timeout <= 0:
             raise ValueError("need handshake_timeout > 0 and 0 < heartbeat < timeout / 2")
@@ -112,8 +134,13 @@ class TwsConnection:
         self.timeout = timeout
         self._link: _Link | None = None
         self._stopping = False
-        self._pacer: Pacer[Request] = Pacer()
+        self.on_written = on_written
+        self._pacer = Pacer()
+        self._queue: Lanes[Outgoing] = Lanes()
+        self._writing: Outgoing | None = None  # the entry whose requests are going out
+        self._left: list[Request] = []  # what of it is still to write
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._pacing_noted = False
 
     @property
     def connected(self) -> bool:
@@ -125,38 +152,92 @@ class TwsConnection:
     def server_version(self) -> int:
         return self._link.conn.server_version if self._link else 0
 
-    def send(self, request: Request, paced: bool = True) -> bool:
-        """Write a request, or queue it behind TWS's message-rate limit; False if there is no
-        connection to write it to. `paced=False` writes at once (the last words before closing)."""
-        if not self.connected:
+    def send(self, *requests: Request, lane: Hashable = SYSTEM, urgent: bool = False) -> Outgoing | None:
+        """Queue requests behind TWS's message-rate limit (they go out back to back, in one turn of
+        `lane`); None if there is no connection to write them to. Every write goes through here."""
+        if not self.connected or not requests:
+            return None
+        loop = asyncio.get_running_loop()
+        out = Outgoing(requests, lane, loop.time(), loop.create_future())
+        self._queue.push(lane, out, urgent)
+        if not self._pacing_noted and len(self._queue) >= PACING_NOTICE:
+            self._pacing_noted = True
+            log.info("pacing: %d requests wait their turn (TWS allows 50 messages a second)", len(self._queue))
+        if self._flush_timer is None:
+            self._flush()
+        return out
+
+    @property
+    def queued(self) -> int:
+        """Entries waiting for the pacer (not counting one being written)."""
+        return len(self._queue)
+
+    def ahead_of(self, out: Outgoing) -> int:
+        """How many entries go to TWS before `out`; 0 once it is being written, -1 when gone."""
+        if out is self._writing:
+            return 0
+        return self._queue.ahead_of(out.lane, out)
+
+    def withdraw(self, out: Outgoing) -> bool:
+        """Take a waiting entry back (its requester stopped waiting); False if it is already going."""
+        if not self._queue.remove(out.lane, out):
             return False
-        if not paced:
-            self._write([request])
-            return True
-        now = asyncio.get_running_loop().time()
-        self._write(self._pacer.submit(request, now))
-        if self._pacer.queued and self._flush_timer is None:
-            log.info("pacing: %d requests wait their turn (TWS allows 50 messages a second)", self._pacer.queued)
-            self._schedule_flush(now)
+        if not out.written.done():
+            out.written.set_result(False)
         return True
 
-    def _write(self, requests: list[Request]) -> None:
-        assert self._link is not None
-        for request in requests:
-            self._link.send(request)
-
-    def _schedule_flush(self, now: float) -> None:
-        wait = self._pacer.next_due(now)
-        if wait is not None:
-            self._flush_timer = asyncio.get_running_loop().call_later(wait, self._flush)
-
     def _flush(self) -> None:
+        """Write the next message if the pacer and the socket allow, else come back when they may."""
         self._flush_timer = None
-        if not self.connected:
+        link = self._link
+        if link is None or not self.connected:
             return
-        now = asyncio.get_running_loop().time()
-        self._write(self._pacer.due(now))
-        self._schedule_flush(now)
+        loop = asyncio.get_running_loop()
+        while self._left or self._queue:
+            if link.unsent_bytes():
+                # The socket has not taken the last message yet: what we write now would reach
+                # TWS bunched with it, so it does not count as paced until the buffer is empty.
+                self._flush_timer = loop.call_later(BUFFER_POLL, self._flush)
+                return
+            now = loop.time()
+            wait = self._pacer.wait(now)
+            if wait > 0:
+                self._flush_timer = loop.call_later(wait, self._flush)
+                return
+            if not self._left:
+                self._writing = self._queue.pop()
+                assert self._writing is not None
+                self._left = list(self._writing.requests)
+            request = self._left.pop(0)
+            link.write(request)
+            self._pacer.sent(now)
+            if not self._left and self._writing is not None:
+                out, self._writing = self._writing, None
+                if not out.written.done():
+                    out.written.set_result(True)
+                for each in out.requests:
+                    self.on_written(each, now - out.submitted)
+        self._pacing_noted = False
+
+    def attach(self, link: _Link) -> None:
+        """A new connection: requests queued for the last one are dropped (the service restores anew)."""
+        self._abandon()
+        self._link = link
+
+    def _abandon(self) -> None:
+        """The connection is gone: what waited for it is not written (the service restores anew)."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        waiting = self._queue.drain()
+        if self._writing is not None:
+            waiting.append(self._writing)
+        self._writing, self._left = None, []
+        for out in waiting:
+            if not out.written.done():
+                out.written.set_result(False)
+        self._pacer.clear()
+        self._pacing_noted = False
 
     def silence(self) -> float:
         """Seconds since TWS last sent anything on a working session (0 when there is none)."""
@@ -182,10 +263,9 @@ class TwsConnection:
                 )  # fmt: skip
                 await asyncio.sleep(delay)
                 continue
-            self._link = link
-            self._pacer.clear()  # requests queued for the last connection are restored anew
             log.info("connected to TWS at %s:%d as client id %d", self.host, self.port, self.client_id)
             await self._session(link, backoff)
+            self._abandon()
             if self._stopping:
                 break
             how = link.failure or (Failure.DROPPED if link.ready else Failure.BROKEN)
@@ -226,7 +306,7 @@ class TwsConnection:
             now = time.perf_counter()
             verdict = liveness.check(now)
             if verdict is Verdict.PROBE:
-                self.send(ReqCurrentTime())
+                self.send(ReqCurrentTime(), urgent=True)
             elif verdict is Verdict.STALLED:
                 log.warning("TWS has sent nothing for %.1f s and not answered a heartbeat: stalled",
                             liveness.silence(now))  # fmt: skip
