@@ -72,6 +72,8 @@ def parse_short_form(text: str) -> Contract:
 
 def parse_contract_map(spec: dict[str, Any]) -> Contract:
     """A contract map with IB's key names; unknown keys and wrong types are refused by name."""
+    if not all(isinstance(k, str) for k in spec):
+        raise InstrumentError("contract map keys must be strings (IB's names: symbol, secType, ...)")
     unknown = sorted(set(spec) - set(_CONTRACT_KEYS))
     if unknown:
         raise InstrumentError(f"unknown contract keys {unknown}; known: {sorted(_CONTRACT_KEYS)}")
