@@ -27,6 +27,7 @@ class Settings:
     handshake_timeout: float = 5.0
     heartbeat: float = 2.0
     tws_timeout: float = 10.0
+    pub_hwm: int = 20_000  # messages per subscriber queued before ZeroMQ drops (docs/bus.md, Slow subscribers)
     log_level: str = "INFO"
 
     @property
@@ -88,6 +89,12 @@ def parser() -> argparse.ArgumentParser:
         "--tws-timeout",
         type=float,
         help="seconds of silence after which TWS is declared down and reconnected; 'stalled' at half (default 10)",
+    )
+    p.add_argument(
+        "--pub-hwm",
+        type=int,
+        help="messages queued per subscriber that does not keep up, before ZeroMQ drops its messages "
+        "(bounds the memory a stuck subscriber costs; default 20000)",
     )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
     return p

@@ -61,6 +61,30 @@ def parse_request(raw: bytes) -> dict[str, Any]:
     return request
 
 
+def split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes], bool]:
+    """ROUTER frames -> (envelope, body frames, whether there was a REQ envelope). A REQ envelope is
+    everything up to and including the first empty frame after the identity (a REQ_CORRELATE
+    request id included); without one, the envelope is the identity alone (a DEALER's frames)."""
+    for i in range(1, len(frames)):
+        if frames[i] == b"":
+            return frames[: i + 1], frames[i + 1 :], True
+    return frames[:1], frames[1:], False
+
+
+def check_frames(body: list[bytes], enveloped: bool) -> bytes:
+    """The one frame a request is, or the RequestError that says what came instead."""
+    if not enveloped:
+        raise RequestError(
+            "bad_request", "no REQ envelope (empty delimiter frame) before the request; use a REQ socket",
+            reason="no_envelope",
+        )  # fmt: skip
+    if len(body) != 1:
+        raise RequestError(
+            "bad_request", f"a request is one frame (one msgpack map); got {len(body)} frames", reason="multipart"
+        )
+    return body[0]
+
+
 def renew_ids(request: dict[str, Any]) -> list[str]:
     """The ids of a renew request (`ids`, or one `id`), at most MAX_RENEW_IDS of them."""
     ids = request.get("ids", [request["id"]] if "id" in request else None)
