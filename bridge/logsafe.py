@@ -28,9 +28,12 @@ def quote(value: object, limit: int = CLIP) -> str:
 
 
 def escape(text: str, limit: int = 240) -> str:
-    """Our own message that embeds outside input (an error text, TWS's words): escaped like a
-    repr but without the quotes, and clipped; one log line whatever it holds."""
-    shown = repr(text[:limit])[1:-1]
+    """Our own message that embeds outside input (an error text, TWS's words): every character
+    that is not printable escaped as a repr would, the rest left alone, and clipped; so it stays
+    one log line whatever it holds."""
+    shown = text[:limit]
+    if not shown.isprintable():
+        shown = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in shown)
     more = len(text) - limit
     return f"{shown}...(+{more})" if more > 0 else shown
 

@@ -30,7 +30,7 @@ from .instruments import instrument_key
 from .limits import MAX_FRAME_BYTES
 from .lines import tws_cancel, tws_request
 from .logsafe import Throttled, escape, quote
-from .metrics import Metrics
+from .metrics import REP_OPS, Metrics
 from .ops import MARKET_DATA_TYPES, RequestError, check_frames, parse_request, renew_ids, split_envelope, subscribe_args
 from .protocol import Contract
 from .protocol import events as ev
@@ -399,9 +399,9 @@ class Bridge:
             outcome = exc.code
             if exc.code == "bad_request":
                 self.metrics.bad_request(exc.reason)
-                self._junk_log.log("refused a bad request (op %s): %s", quote(op, 40), escape(exc.message))
+                self._junk_log.log("refused a bad request (op %s): %s", _op_name(op), escape(exc.message))
             else:
-                self._refusal_log.log("refused %s request: %s", quote(op, 40), escape(exc.message))
+                self._refusal_log.log("refused %s request: %s", _op_name(op), escape(exc.message))
         except Exception as exc:  # a bug of ours: the client still gets a reply, the log a traceback once
             reply = {"ok": False, "code": "internal", "error": INTERNAL_ERROR}
             outcome = "internal"
@@ -417,9 +417,9 @@ class Bridge:
         where = (type(exc).__name__, tb.tb_frame.f_code.co_filename if tb else "", tb.tb_lineno if tb else 0)
         if where not in self._internal_seen and len(self._internal_seen) < 100:
             self._internal_seen.add(where)
-            log.error("internal error on a %s request; replied 'internal'", quote(op, 40), exc_info=exc)
+            log.error("internal error on a %s request; replied 'internal'", _op_name(op), exc_info=exc)
         else:
-            self._refusal_log.log("internal error on a %s request again: %s", quote(op, 40), escape(repr(exc)))
+            self._refusal_log.log("internal error on a %s request again: %s", _op_name(op), escape(repr(exc)))
 
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request["op"]
@@ -568,6 +568,11 @@ class Bridge:
     def _close_monitor(self) -> None:
         with contextlib.suppress(zmq.ZMQError):
             self.pub.disable_monitor()
+
+
+def _op_name(op: str) -> str:
+    """An op for the log: ours as is, anything a client made up quoted and clipped."""
+    return op if op in REP_OPS else quote(op, 40)
 
 
 def _tws_refusal(error: ev.Error) -> RequestError:

@@ -7,20 +7,33 @@ and the simulator as processes and talk to them over real sockets.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
+from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
+import zmq
+import zmq.asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.book import Line, LineKey
+from bridge.config import Settings
+from bridge.limits import MAX_RENEW_IDS, MAX_REQUEST_BYTES
 from bridge.lines import tws_request
 from bridge.ops import KINDS, MARKET_DATA_TYPES, RequestError, subscribe_args
 from bridge.protocol import MAX_SUPPORTED, MIN_SUPPORTED, Contract
+from bridge.protocol import events as ev
 from bridge.protocol import requests as rq
 from bridge.protocol.fields import FieldError
 from bridge.protocol.server import parse_request as parse_at_tws
 from bridge.protocol.versions import MIN_SERVER_VER_RAW_INT_MSG_ID
+from bridge.service import Bridge as ServiceBridge
+from tests.fake_tws import FakeTws
+from tests.harness import Bridge, Simulator, free_port, wait_for
 
 VERSIONS = (MIN_SUPPORTED, MAX_SUPPORTED, MIN_SERVER_VER_RAW_INT_MSG_ID)
 
@@ -112,3 +125,184 @@ def test_the_encoder_itself_refuses_a_nul_whatever_checked_before() -> None:
             rq.encode_request(rq.ReqMktData(1, Contract("AAPL\x00X", "STK", "SMART", "USD")), version)
         with pytest.raises(FieldError):
             rq.encode_request(rq.ReqMktData(1, Contract("AAPL", "STK", "SMART", "USD"), "233\x00"), version)
+
+
+# --- the running bridge ----------------------------------------------------------------------------
+
+
+def _req_socket(bridge: Bridge, timeout: float = 5.0) -> zmq.Socket:
+    sock = bridge.ctx.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, int(timeout * 1000))
+    sock.connect(bridge.rep)
+    return sock
+
+
+def test_control_characters_are_refused_and_never_reach_tws(bridge: Bridge, sim: Simulator) -> None:
+    refused = [
+        ("AAPL\x00X", "symbol"),
+        ("AAPL.STK\x00X", "secType"),
+        ("AAPL.STK.SMART.U\r\nSD", "currency"),
+        ({"symbol": "AAPL", "secType": "STK", "exchange": "SMART\x00X", "currency": "USD"}, "exchange"),
+        ({"symbol": "AAPL", "secType": "STK", "exchange": "SMART", "currency": "USD", "localSymbol": "A\x00X"},
+         "localSymbol"),
+        ("AA\u2028PL", "symbol"),
+    ]  # fmt: skip
+    for instrument, field in refused:
+        reply = bridge.request({"op": "subscribe", "instrument": instrument})
+        assert reply["ok"] is False and reply["code"] == "bad_request" and field in reply["error"], reply
+        assert "printable ASCII" in reply["error"]
+    reply = bridge.request({"op": "subscribe", "instrument": "AAPL", "generic_ticks": "233\x00X"})
+    assert reply["code"] == "bad_request" and "generic_ticks" in reply["error"]
+    assert bridge.request({"op": "subscribe", "instrument": "AAPL"})["ok"]  # the good one still works
+    rows = [r for r in sim.journal_rows() if r.get("symbol")]
+    assert rows and {(r["symbol"], r["sec_type"]) for r in rows} == {("AAPL", "STK")}, rows
+    assert bridge.metrics()['twsbridge_rep_bad_requests_total{reason="bad_text"}'] == len(refused) + 1
+
+
+def test_a_forged_newline_in_op_is_logged_escaped_and_clipped(bridge: Bridge) -> None:
+    forged = "ping\n2026-12-03 10:00:00,000 WARNING tws-bridge: FORGED"
+    assert bridge.request({"op": forged})["code"] == "bad_request"
+    huge = "x" * 60_000
+    assert bridge.request({"op": huge})["code"] == "bad_request"
+    wait_for(lambda: "\\n2026-12-03" in bridge.output and "...(+" in bridge.output, 5, "the refusals in the log")
+    lines = bridge.output.splitlines()
+    assert not any(line.startswith("2026-12-03 10:00:00,000") for line in lines)
+    assert max(len(line) for line in lines) < 1000, "a 60 KB op must not write a 60 KB line"
+
+
+def test_a_junk_flood_logs_a_bounded_number_of_lines_and_counts_the_rest(bridge: Bridge) -> None:
+    flood = 3000
+    dealer = bridge.ctx.socket(zmq.DEALER)  # sends without waiting for replies: a real flood
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(bridge.rep)
+    before = len(bridge.output)
+    for i in range(flood):
+        dealer.send_multipart([b"", b"\xc1junk %d\n2026-12-03 FORGED" % i])
+    replies = 0
+    dealer.setsockopt(zmq.RCVTIMEO, 10_000)
+    while replies < flood:
+        delimiter, body = dealer.recv_multipart()
+        assert delimiter == b"" and msgpack.unpackb(body)["code"] == "bad_request"
+        replies += 1
+    metric = 'twsbridge_rep_bad_requests_total{reason="not_msgpack"}'
+    wait_for(lambda: bridge.metrics()[metric] == flood, 10, "every junk message counted")
+    # At most a burst per 10 s window is logged, then one line with the count of the rest.
+    summary = wait_for(lambda: re.search(r"and (\d+) more bad requests", bridge.output), 20, "the suppressed count")
+    logged = bridge.output[before:]
+    refusals = logged.count("refused a bad request")
+    assert refusals <= 15 and refusals + int(summary.group(1)) <= flood
+    assert len(logged) < 10_000, f"{len(logged)} bytes of log for {flood} junk messages"
+    assert "FORGED" not in "".join(line for line in logged.splitlines() if line.startswith("2026-12-03 FORGED"))
+    dealer.close()
+
+
+def test_a_200_kb_request_gets_an_error_reply_and_the_socket_keeps_working(bridge: Bridge) -> None:
+    sock = _req_socket(bridge)
+    sock.send(msgpack.packb({"op": "ping", "pad": "x" * 200_000}))
+    reply = msgpack.unpackb(sock.recv())
+    assert reply["code"] == "bad_request" and f"{MAX_REQUEST_BYTES}-byte limit" in reply["error"], reply
+    sock.send(msgpack.packb({"op": "ping"}))
+    assert msgpack.unpackb(sock.recv())["ok"] is True
+    sock.close()
+    assert bridge.metrics()['twsbridge_rep_bad_requests_total{reason="too_large"}'] == 1
+
+
+def test_a_request_over_the_frame_limit_drops_only_that_client(bridge: Bridge) -> None:
+    sock = _req_socket(bridge, timeout=2)
+    sock.send(b"\x00" * (2 * 1024 * 1024))  # over MAX_FRAME_BYTES: documented as no reply
+    with pytest.raises(zmq.Again):
+        sock.recv()
+    sock.close()
+    assert bridge.request({"op": "ping"})["ok"] is True
+
+
+def test_a_two_frame_request_gets_an_error_reply(bridge: Bridge) -> None:
+    sock = _req_socket(bridge)
+    sock.send_multipart([msgpack.packb({"op": "ping"}), b"second frame"])
+    reply = msgpack.unpackb(sock.recv())
+    assert reply["code"] == "bad_request" and "one frame" in reply["error"] and "got 2 frames" in reply["error"]
+    sock.send(msgpack.packb({"op": "ping"}))
+    assert msgpack.unpackb(sock.recv())["ok"] is True
+    sock.close()
+    dealer = bridge.ctx.socket(zmq.DEALER)  # no empty delimiter frame: not a REQ, told so
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.setsockopt(zmq.RCVTIMEO, 5000)
+    dealer.connect(bridge.rep)
+    dealer.send(msgpack.packb({"op": "ping"}))
+    reply = msgpack.unpackb(dealer.recv())
+    assert reply["code"] == "bad_request" and "REQ socket" in reply["error"]
+    dealer.close()
+    metrics = bridge.metrics()
+    assert metrics['twsbridge_rep_bad_requests_total{reason="multipart"}'] == 1
+    assert metrics['twsbridge_rep_bad_requests_total{reason="no_envelope"}'] == 1
+
+
+def test_renew_over_the_id_limit_names_the_limit(bridge: Bridge) -> None:
+    reply = bridge.request({"op": "renew", "ids": ["a"] * (MAX_RENEW_IDS + 1)})
+    assert reply["code"] == "bad_request" and f"limit of {MAX_RENEW_IDS} ids" in reply["error"], reply
+    reply = bridge.request({"op": "renew", "ids": [f"{i:016x}" for i in range(MAX_RENEW_IDS)]})
+    assert reply["ok"] and len(reply["unknown"]) == MAX_RENEW_IDS  # the most real ids fit in a request
+
+
+def test_tws_words_are_logged_escaped(tmp_path: Path) -> None:
+    forged = "\n2026-12-03 10:00:00,000 ERROR tws-bridge: FORGED"
+
+    def answer(tws: FakeTws, request: object) -> list[bytes]:
+        if isinstance(request, rq.StartApi):
+            return tws.send(ev.Error(-1, 2104, "farm OK" + forged))
+        if isinstance(request, rq.ReqMktData):
+            return tws.send(ev.Error(request.req_id, 354, "not subscribed" + forged))
+        return []
+
+    tws = FakeTws(answer)
+    bridge = Bridge(tmp_path, tws.port)
+    try:
+        reply = bridge.request({"op": "subscribe", "instrument": "AAPL"})
+        assert reply["code"] == "tws_error" and reply["tws_code"] == 354
+        wait_for(lambda: "farm OK\\n2026" in bridge.output and "not subscribed\\n2026" in bridge.output, 5, "log")
+        assert not any(line.startswith("2026-12-03 10:00:00,000") for line in bridge.output.splitlines())
+    finally:
+        bridge.stop()
+        tws.close()
+
+
+# --- a bug of ours still gets a reply --------------------------------------------------------------
+
+
+class _Buggy(ServiceBridge):
+    async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        if request["op"] == "boom":
+            raise ZeroDivisionError("a bug")
+        return await super().handle(request)
+
+
+def test_an_unexpected_exception_gets_an_internal_reply_and_one_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    settings = Settings(pub=f"tcp://127.0.0.1:{free_port()}", rep=f"tcp://127.0.0.1:{free_port()}", metrics="")
+
+    async def run() -> list[dict[str, Any]]:
+        bridge = _Buggy(settings)
+        bridge.bind()
+        serving = asyncio.create_task(bridge._serve_requests())
+        ctx = zmq.asyncio.Context()
+        replies = []
+        for op in ("boom", "boom", "ping"):
+            sock = ctx.socket(zmq.REQ)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(settings.rep)
+            await sock.send(msgpack.packb({"op": op}))
+            replies.append(msgpack.unpackb(await asyncio.wait_for(sock.recv(), 5)))
+            sock.close()
+        serving.cancel()
+        ctx.term()
+        bridge.router.close(0)
+        bridge.pub.close(0)
+        bridge._ctx.term()
+        return replies
+
+    with caplog.at_level(logging.INFO, logger="tws-bridge"):
+        first, second, ping = asyncio.run(run())
+    assert first["code"] == second["code"] == "internal" and first["ok"] is False and "logged" in first["error"]
+    assert ping["ok"] is True
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1 and "ZeroDivisionError" in caplog.text
