@@ -333,7 +333,7 @@ class Bridge:
                 self.publish_state({"event": "notice", "code": error.code, "message": error.message,
                                     "hint": hint(error.code)})  # fmt: skip
             return
-        log.warning("TWS %d on %s: %s", error.code, quote(line.key.topic), escape(error.message))
+        log.warning("TWS %d on %s: %s", error.code, escape(line.key.topic), escape(error.message))
         self._publish(line.topic, pl.error_payload(line, error.code, error.message, hint(error.code), recv_ns))
         if error.code == 10197 and not line.stale:
             if not self.outages.stale:
@@ -503,7 +503,7 @@ class Bridge:
 
     def _cancel_line(self, line: Line, why: str) -> None:
         self.tws.send(tws_cancel(line))
-        log.info("cancelled %s at TWS (%s)", line.key.topic, why)
+        log.info("cancelled %s at TWS (%s)", escape(line.key.topic), why)
         self.publish_state(self._line_state(line, "cancelled", message=why))
 
     async def _qualify(self, wanted: Contract) -> Contract:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from .liveness import Backoff, Failure, Liveness, Verdict
+from .logsafe import quote
 from .pacing import Pacer
 from .protocol import ClientConnection, ProtocolError
 from .protocol import events as ev
@@ -71,7 +72,7 @@ class _Link(asyncio.Protocol):
             if not self.became_ready.done():
                 self.became_ready.set_result(None)
         if events and type(events[0]) is ev.Connected:
-            log.info("handshake done: server version %d, TWS time %s", conn.server_version, conn.connection_time)
+            log.info("handshake done: server version %d, TWS time %s", conn.server_version, quote(conn.connection_time))
             self.send(StartApi(conn.client_id))
         self.owner.sink(events, recv_ns, recv_perf)
 
