@@ -24,6 +24,7 @@ from bridge.book import Line, LineKey
 from bridge.config import Settings
 from bridge.limits import MAX_RENEW_IDS, MAX_REQUEST_BYTES
 from bridge.lines import tws_request
+from bridge.logsafe import Throttled, escape, quote
 from bridge.ops import KINDS, MARKET_DATA_TYPES, RequestError, subscribe_args
 from bridge.protocol import MAX_SUPPORTED, MIN_SUPPORTED, Contract
 from bridge.protocol import events as ev
@@ -306,3 +307,37 @@ def test_an_unexpected_exception_gets_an_internal_reply_and_one_traceback(caplog
     assert ping["ok"] is True
     tracebacks = [r for r in caplog.records if r.exc_info]
     assert len(tracebacks) == 1 and "ZeroDivisionError" in caplog.text
+
+
+# --- logsafe ---------------------------------------------------------------------------------------
+
+
+@given(st.text() | st.binary())
+def test_quoted_input_is_one_short_line(value: str | bytes) -> None:
+    shown = quote(value)
+    assert shown.isprintable() and "\n" not in shown and len(shown) <= 10 * 80 + 30
+    if len(value) <= 80:
+        assert shown == repr(value)
+
+
+@given(st.text())
+def test_escaped_text_is_one_line_and_printable_text_is_left_alone(text: str) -> None:
+    shown = escape(text)
+    assert shown.isprintable()
+    if text.isprintable() and len(text) <= 240:
+        assert shown == text
+
+
+def test_throttled_logs_a_burst_per_interval_then_the_count(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    throttled = Throttled(logging.getLogger("t"), logging.WARNING, interval=10, burst=3, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="t"):
+        logged = [throttled.log("junk %d", i) for i in range(100)]
+        assert logged.count(True) == 3 and len(caplog.records) == 3
+        now[0] = 9.9
+        throttled.flush()
+        assert len(caplog.records) == 3
+        now[0] = 10.0
+        throttled.flush()
+        assert caplog.records[-1].getMessage() == "... and 97 more similar lines in 10 s (not logged)"
+        assert throttled.log("junk again")  # a new interval, a new burst
