@@ -122,4 +122,7 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
         flag = getattr(args, name, None)
         if flag is not None:
             values[name] = flag
-    return replace(Settings(), **values)
+    settings = replace(Settings(), **values)
+    if settings.pub_hwm < 1:  # ZeroMQ takes 0 as "no limit": a stuck subscriber could take all memory
+        raise SystemExit(f"tws-bridge: pub_hwm is {settings.pub_hwm}; it must be at least 1 (default 20000)")
+    return settings

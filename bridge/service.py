@@ -43,7 +43,7 @@ QUALIFY_TIMEOUT = 5.0
 FIRST_ANSWER_WAIT = 1.0  # how long a new line's subscribe waits for TWS's first data or refusal
 STATE_TOPIC = b"state"
 INTERNAL_ERROR = "the bridge failed on this request (an internal error, logged); retry, or report it"
-_MONITOR = f"inproc://pub-monitor-{id(object())}"
+_MONITOR = "inproc://pub-monitor"  # inproc names are per context, and each Bridge has its own
 _SNDMORE = int(zmq.SNDMORE)
 
 

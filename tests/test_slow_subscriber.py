@@ -14,12 +14,20 @@ import msgpack
 import pytest
 import zmq
 
+from bridge import config
 from tests.fake_tws import FakeTws, TickPump
 from tests.harness import Bridge, wait_for
 
 
 def test_the_pub_high_water_mark_is_a_metric_with_a_documented_default(bridge: Bridge) -> None:
     assert bridge.metrics()["twsbridge_pub_hwm_messages"] == 20_000
+
+
+def test_a_pub_hwm_of_zero_which_zeromq_takes_as_unlimited_is_refused() -> None:
+    with pytest.raises(SystemExit, match="at least 1"):
+        config.load(["--pub-hwm", "0"], environ={})
+    assert config.load(["--pub-hwm", "500"], environ={}).pub_hwm == 500
+    assert config.load([], environ={"TWSBRIDGE_PUB_HWM": "7"}).pub_hwm == 7
 
 
 def test_pub_connections_count_the_subscribers_connected(bridge: Bridge) -> None:
