@@ -20,6 +20,7 @@ from .logsafe import quote
 from .pacing import Pacer
 from .protocol import ClientConnection, ProtocolError
 from .protocol import events as ev
+from .protocol.fields import FieldError
 from .protocol.requests import ReqCurrentTime, Request, StartApi
 
 log = logging.getLogger("tws-bridge.tws")
@@ -78,7 +79,12 @@ class _Link(asyncio.Protocol):
 
     def send(self, request: Request) -> None:
         assert self.transport is not None
-        self.transport.write(self.conn.send(request))
+        try:
+            data = self.conn.send(request)
+        except FieldError as exc:  # limits.py keeps this from the bus; a bug must not stop the pacer's flush
+            log.error("not sending %s to TWS: %s", type(request).__name__, exc)
+            return
+        self.transport.write(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
