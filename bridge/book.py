@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .protocol import Contract
+from .seqs import Seqs
 
 
 class LineKey(NamedTuple):
@@ -55,6 +56,7 @@ class SubscriptionBook:
         self._by_req: dict[int, Line] = {}
         self._by_sub: dict[str, Line] = {}
         self._lease_seconds: dict[str, float] = {}
+        self.seqs = Seqs()  # a topic's seq goes on where it stopped when its line comes back
 
     @property
     def by_req_id(self) -> dict[int, Line]:
@@ -76,6 +78,7 @@ class SubscriptionBook:
         is_new = line is None
         if line is None:
             line = Line(key, contract, req_id, key.topic.encode())
+            line.seq = self.seqs.resume(line.topic)
             self._lines[key] = line
             self._by_req[req_id] = line
         sub_id = secrets.token_hex(8)
@@ -139,6 +142,7 @@ class SubscriptionBook:
     def _drop_if_unused(self, line: Line) -> Line | None:
         if line.leases:
             return None
-        self._lines.pop(line.key, None)
+        if self._lines.pop(line.key, None) is not None:
+            self.seqs.remember(line.topic, line.seq)
         self._by_req.pop(line.req_id, None)
         return line

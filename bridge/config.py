@@ -31,6 +31,7 @@ class Settings:
     queue_wait_max: float = 1.0
     lookups_per_client: int = 32
     unknown_instrument_ttl: float = 600.0
+    pub_hwm: int = 20_000  # messages per subscriber queued before ZeroMQ drops (docs/bus.md, Slow subscribers)
     log_level: str = "INFO"
 
     @property
@@ -113,6 +114,12 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         help="seconds an instrument TWS refused (error 200) is answered from memory, 0 for never (default 600)",
     )
+    p.add_argument(
+        "--pub-hwm",
+        type=int,
+        help="messages queued per subscriber that does not keep up, before ZeroMQ drops its messages "
+        "(bounds the memory a stuck subscriber costs; default 20000)",
+    )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
     return p
 
@@ -139,4 +146,7 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
         flag = getattr(args, name, None)
         if flag is not None:
             values[name] = flag
-    return replace(Settings(), **values)
+    settings = replace(Settings(), **values)
+    if settings.pub_hwm < 1:  # ZeroMQ takes 0 as "no limit": a stuck subscriber could take all memory
+        raise SystemExit(f"tws-bridge: pub_hwm is {settings.pub_hwm}; it must be at least 1 (default 20000)")
+    return settings

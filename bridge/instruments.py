@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .limits import MAX_INSTRUMENT_CHARS
 from .protocol import Contract
 
 DEFAULT_EXCHANGE = {
@@ -72,6 +73,8 @@ def parse_short_form(text: str) -> Contract:
 
 def parse_contract_map(spec: dict[str, Any]) -> Contract:
     """A contract map with IB's key names; unknown keys and wrong types are refused by name."""
+    if not all(isinstance(k, str) for k in spec):
+        raise InstrumentError("contract map keys must be strings (IB's names: symbol, secType, ...)")
     unknown = sorted(set(spec) - set(_CONTRACT_KEYS))
     if unknown:
         raise InstrumentError(f"unknown contract keys {unknown}; known: {sorted(_CONTRACT_KEYS)}")
@@ -90,8 +93,6 @@ def parse_contract_map(spec: dict[str, Any]) -> Contract:
             value = float(value)
         elif not isinstance(value, str):
             raise InstrumentError(f"{key} must be a string")
-        elif len(value) > 64:
-            raise InstrumentError(f"{key} is longer than 64 characters")
         elif key != "localSymbol":
             value = value.upper()
         values[field] = value
@@ -101,8 +102,8 @@ def parse_contract_map(spec: dict[str, Any]) -> Contract:
 def parse_instrument(spec: object) -> Contract:
     """A short-form string or a contract map, as a subscribe request carries it."""
     if isinstance(spec, str):
-        if len(spec) > 128:
-            raise InstrumentError("instrument string is longer than 128 characters")
+        if len(spec) > MAX_INSTRUMENT_CHARS:
+            raise InstrumentError(f"instrument string is longer than the limit of {MAX_INSTRUMENT_CHARS} characters")
         return parse_short_form(spec)
     if isinstance(spec, dict):
         return parse_contract_map(spec)

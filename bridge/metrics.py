@@ -11,6 +11,7 @@ import re
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from .ops import BAD_REQUEST_REASONS
 from .protocol import events as ev
 
 # 10 us to 1 s: the hot path is tens of microseconds; a stall shows up in the top buckets.
@@ -102,6 +103,26 @@ class Metrics:
         self.lease_expiries = Counter(
             "twsbridge_lease_expiries", "Consumer subscriptions dropped because their lease lapsed.", registry=r
         )
+
+        self.bad_requests = Counter(
+            "twsbridge_rep_bad_requests",
+            "Requests refused as bad_request, by reason (a fixed set: too_large, multipart, not_msgpack, ...).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in (*BAD_REQUEST_REASONS, "other"):
+            self.bad_requests.labels(reason)
+        self.pub_hwm = Gauge(
+            "twsbridge_pub_hwm_messages",
+            "Send high-water mark of the PUB socket: messages queued per subscriber before it drops.",
+            registry=r,
+        )
+        self.pub_connections = Gauge(
+            "twsbridge_pub_connections", "TCP connections to the PUB socket now (subscribers).", registry=r
+        )
+
+    def bad_request(self, reason: str) -> None:
+        self.bad_requests.labels(reason if reason in BAD_REQUEST_REASONS else "other").inc()
 
     def tws_error(self, code: int) -> None:
         self.tws_errors.labels(str(code) if code in KNOWN_TWS_CODES else "other").inc()

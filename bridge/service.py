@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import msgpack
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
 
 from . import outages as out
 from . import payload as pl
@@ -26,9 +28,11 @@ from .config import Settings
 from .fairness import SYSTEM, RefusalCache
 from .hints import NOT_FATAL_FOR_A_LINE, hint
 from .instruments import instrument_key
+from .limits import MAX_FRAME_BYTES
 from .lines import tws_cancel, tws_request
-from .metrics import Metrics
-from .ops import MARKET_DATA_TYPES, MAX_REQUEST_BYTES, RequestError, parse_request, subscribe_args
+from .logsafe import Throttled, escape, quote
+from .metrics import REP_OPS, Metrics
+from .ops import MARKET_DATA_TYPES, RequestError, check_frames, parse_request, renew_ids, split_envelope, subscribe_args
 from .protocol import Contract
 from .protocol import events as ev
 from .protocol import requests as rq
@@ -39,6 +43,8 @@ log = logging.getLogger("tws-bridge")
 QUALIFY_TIMEOUT = 5.0
 FIRST_ANSWER_WAIT = 1.0  # how long a new line's subscribe waits for TWS's first data or refusal
 STATE_TOPIC = b"state"
+INTERNAL_ERROR = "the bridge failed on this request (an internal error, logged); retry, or report it"
+_MONITOR = "inproc://pub-monitor"  # inproc names are per context, and each Bridge has its own
 _SNDMORE = int(zmq.SNDMORE)
 
 
@@ -76,17 +82,26 @@ class Bridge:
         self._refused: RefusalCache[Contract] = RefusalCache(settings.unknown_instrument_ttl)
         self._mixed_types = False  # a non-live market data type was asked for on this connection
         self._state_seq = 0
+        self.epoch = secrets.token_hex(8)  # this process's run: seqs start again only with a new epoch
         self._started = time.monotonic()
+        # Outside input is logged quoted and clipped, and refusals at a bounded rate.
+        self._junk_log = Throttled(log, logging.INFO, what="bad requests")
+        self._refusal_log = Throttled(log, logging.INFO, burst=20, what="refused requests")
+        self._internal_seen: set[tuple[str, str, int]] = set()
         # PUB sends never block, so the data socket is a plain one: zmq.asyncio's send builds a
         # Future per call, which cost the hot path as much as everything else together.
         self._ctx = zmq.Context()
         self._async_ctx = zmq.asyncio.Context.shadow(self._ctx)
         self.pub = self._ctx.socket(zmq.PUB)
-        self.pub.setsockopt(zmq.SNDHWM, 100_000)
+        # Each subscriber that does not keep up holds up to this many messages in our memory.
+        self.pub.setsockopt(zmq.SNDHWM, settings.pub_hwm)
+        self.metrics.pub_hwm.set(settings.pub_hwm)
         self.pub.setsockopt(zmq.LINGER, 500)
         self.router = self._async_ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 500)
-        self.router.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES + 1024)
+        # Frames up to 1 MiB arrive and get a bad_request reply (over MAX_REQUEST_BYTES); larger
+        # ones make ZeroMQ drop the peer (docs/bus.md, Limits).
+        self.router.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
         self._packer = msgpack.Packer()
         self._tasks: list[asyncio.Task[None]] = []
         self._answering: set[asyncio.Task[None]] = set()
@@ -98,7 +113,8 @@ class Bridge:
     def bind(self) -> None:
         self.pub.bind(self.settings.pub)
         self.router.bind(self.settings.rep)
-        log.info("publishing data on %s, taking requests on %s", self.settings.pub, self.settings.rep)
+        log.info("publishing data on %s, taking requests on %s (epoch %s, PUB high-water mark %d messages)",
+                 self.settings.pub, self.settings.rep, self.epoch, self.settings.pub_hwm)  # fmt: skip
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then cancel every TWS request and say so on the bus."""
@@ -107,6 +123,7 @@ class Bridge:
             asyncio.create_task(self.tws.run(), name="tws"),
             asyncio.create_task(self._serve_requests(), name="requests"),
             asyncio.create_task(self._expire_leases(), name="leases"),
+            asyncio.create_task(self._watch_subscribers(), name="pub monitor"),
         ]
         await stop.wait()
         await self.shutdown()
@@ -125,6 +142,7 @@ class Bridge:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._close_monitor()
         self.router.close()
         self.pub.close()
         self._ctx.term()
@@ -197,9 +215,9 @@ class Bridge:
         elif isinstance(event, ev.NextValidId):
             self._on_tws_ready()
         elif isinstance(event, ev.ManagedAccounts):
-            log.info("TWS accounts: %s", ", ".join(event.accounts))
+            log.info("TWS accounts: %s", quote(", ".join(event.accounts)))
         elif isinstance(event, ev.MalformedMessage):
-            log.warning("TWS sent a malformed message (id %d): %s; skipped it", event.msg_id, event.reason)
+            log.warning("TWS sent a malformed message (id %d): %s; skipped it", event.msg_id, escape(event.reason))
 
     def _on_tws_ready(self) -> None:
         if self.tws_ready:
@@ -330,13 +348,13 @@ class Bridge:
         line = self.book.by_req_id.get(error.req_id)
         if line is None:
             level = logging.INFO if 2100 <= error.code < 2200 else logging.WARNING
-            log.log(level, "TWS %d: %s", error.code, error.message)
+            log.log(level, "TWS %d: %s", error.code, escape(error.message))
             self._on_connection_notice(error)
             if error.req_id == -1:
                 self.publish_state({"event": "notice", "code": error.code, "message": error.message,
                                     "hint": hint(error.code)})  # fmt: skip
             return
-        log.warning("TWS %d on %s: %s", error.code, line.key.topic, error.message)
+        log.warning("TWS %d on %s: %s", error.code, escape(line.key.topic), escape(error.message))
         self._publish(line.topic, pl.error_payload(line, error.code, error.message, hint(error.code), recv_ns))
         if error.code == 10197 and not line.stale:
             if not self.outages.stale:
@@ -365,7 +383,7 @@ class Bridge:
     def publish_state(self, fields: dict[str, object]) -> None:
         self._state_seq += 1
         body = {"v": pl.SCHEMA, "kind": "state", "instrument": fields.get("instrument"), "seq": self._state_seq,
-                "recv_ns": time.time_ns(), "tws_time": None, **fields}  # fmt: skip
+                "recv_ns": time.time_ns(), "tws_time": None, "epoch": self.epoch, **fields}  # fmt: skip
         self._publish(STATE_TOPIC, body)
 
     @staticmethod
@@ -382,17 +400,16 @@ class Bridge:
     async def _serve_requests(self) -> None:
         while True:
             frames = await self.router.recv_multipart()
-            if len(frames) < 3 or frames[-2] != b"":
-                log.warning("dropped a request without a REQ envelope (%d frames); use a REQ socket", len(frames))
-                continue
-            task = asyncio.create_task(self._answer(frames[:-1], frames[-1]))
+            envelope, body, enveloped = split_envelope(frames)
+            task = asyncio.create_task(self._answer(envelope, body, enveloped))
             self._answering.add(task)
             task.add_done_callback(self._answering.discard)
 
-    async def _answer(self, envelope: list[bytes], raw: bytes) -> None:
+    async def _answer(self, envelope: list[bytes], body: list[bytes], enveloped: bool) -> None:
+        """One reply for every request, whatever came: an answer, a refusal, or `internal`."""
         op = "invalid"
         try:
-            request = parse_request(raw)
+            request = parse_request(check_frames(body, enveloped))
             op = request["op"]
             reply = await self.handle(request, envelope[0])
             outcome = "ok"
@@ -402,9 +419,29 @@ class Bridge:
                 reply["tws_code"] = exc.tws_code
             reply.update(exc.extra)
             outcome = exc.code
-            log.info("refused %s request: %s", op, exc.message)
+            if exc.code == "bad_request":
+                self.metrics.bad_request(exc.reason)
+                self._junk_log.log("refused a bad request (op %s): %s", _op_name(op), escape(exc.message))
+            else:
+                self._refusal_log.log("refused %s request: %s", _op_name(op), escape(exc.message))
+        except Exception as exc:  # a bug of ours: the client still gets a reply, the log a traceback once
+            reply = {"ok": False, "code": "internal", "error": INTERNAL_ERROR}
+            outcome = "internal"
+            self._log_internal(op, exc)
         self.metrics.request(op, outcome)
         await self.router.send_multipart([*envelope, self._packer.pack(reply)])
+
+    def _log_internal(self, op: str, exc: Exception) -> None:
+        """A traceback the first time an exception type is raised at a place; a line after that."""
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = (type(exc).__name__, tb.tb_frame.f_code.co_filename if tb else "", tb.tb_lineno if tb else 0)
+        if where not in self._internal_seen and len(self._internal_seen) < 100:
+            self._internal_seen.add(where)
+            log.error("internal error on a %s request; replied 'internal'", _op_name(op), exc_info=exc)
+        else:
+            self._refusal_log.log("internal error on a %s request again: %s", _op_name(op), escape(repr(exc)))
 
     async def handle(self, request: dict[str, Any], client: bytes = b"") -> dict[str, Any]:
         """Answer one request; `client` is the peer's identity on the request socket (its fair-queue lane)."""
@@ -412,9 +449,7 @@ class Bridge:
         if op == "subscribe":
             return await self._subscribe(request, client)
         if op == "renew":
-            ids = request.get("ids", [request["id"]] if "id" in request else None)
-            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > 10_000:
-                raise RequestError("bad_request", "renew needs 'ids': a list of subscription id strings")
+            ids = renew_ids(request)
             renewed, unknown = self.book.renew(ids, time.monotonic())
             return {"ok": True, "renewed": renewed, "unknown": unknown}
         if op == "unsubscribe":
@@ -441,14 +476,14 @@ class Bridge:
                                         "last_error": self.last_tws_error,
                                         "ib_connected": out.IB_CONNECTIVITY not in self.outages.causes,
                                         "farms": {k: dict(v) for k, v in self.outages.farms.items()},
-                                        "silence_s": round(self.tws.silence(), 3)},
+                                        "silence_s": round(self.tws.silence(), 3)}, "epoch": self.epoch,
                     "stale": self.outages.causes, "stale_topics": int(self._stale_topics()),
                     "lines_in_use": len(self.book.lines()), "subscriptions": self.book.subscription_count(),
                     "uptime_s": round(time.monotonic() - self._started, 3)}  # fmt: skip
         if op == "ping":
             return {"ok": True, "pong": time.time_ns()}
         raise RequestError("bad_request", f"unknown op {str(op)[:40]!r}; ops: subscribe, renew, unsubscribe, list, "
-                           "status, ping")  # fmt: skip
+                           "status, ping", reason="unknown_op")  # fmt: skip
 
     def _connection_state(self) -> str:
         causes = self.outages.causes
@@ -486,7 +521,7 @@ class Bridge:
             if error is not None:
                 raise _tws_refusal(error)
         reply = {"ok": True, "id": sub_id, "topic": key.topic, "instrument": key.instrument, "lease": lease,
-                 "latest": dict(line.latest), "seq": line.seq}  # fmt: skip
+                 "latest": dict(line.latest), "seq": line.seq, "epoch": self.epoch}  # fmt: skip
         if queued_behind is not None:
             reply["queued_behind"] = queued_behind
         return reply
@@ -517,7 +552,7 @@ class Bridge:
 
     def _cancel_line(self, line: Line, why: str) -> None:
         self.tws.send(tws_cancel(line))
-        log.info("cancelled %s at TWS (%s)", line.key.topic, why)
+        log.info("cancelled %s at TWS (%s)", escape(line.key.topic), why)
         self.publish_state(self._line_state(line, "cancelled", message=why))
 
     async def _qualify(self, wanted: Contract, client: bytes, deadline: float) -> Contract:
@@ -609,6 +644,36 @@ class Bridge:
                 self._cancel_line(line, "lease expired")
             if dropped:
                 self._update_gauges()
+            self._junk_log.flush()  # a flood that stopped still gets its count logged
+            self._refusal_log.flush()
+
+    # --- subscribers on the PUB socket -------------------------------------------------------------
+
+    async def _watch_subscribers(self) -> None:
+        """Count connections to the PUB socket from its monitor events (twsbridge_pub_connections).
+        ZeroMQ tells nobody which subscriber is slow or what it dropped; docs/bus.md, Slow subscribers."""
+        events = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+        self.pub.monitor(_MONITOR, events)
+        monitor = self._async_ctx.socket(zmq.PAIR)
+        monitor.setsockopt(zmq.LINGER, 0)
+        monitor.connect(_MONITOR)
+        connections = 0
+        try:
+            while True:
+                event = parse_monitor_message(await monitor.recv_multipart())["event"]
+                connections = connections + 1 if event == zmq.EVENT_ACCEPTED else max(0, connections - 1)
+                self.metrics.pub_connections.set(connections)
+        finally:
+            monitor.close()
+
+    def _close_monitor(self) -> None:
+        with contextlib.suppress(zmq.ZMQError):
+            self.pub.disable_monitor()
+
+
+def _op_name(op: str) -> str:
+    """An op for the log: ours as is, anything a client made up quoted and clipped."""
+    return op if op in REP_OPS else quote(op, 40)
 
 
 def _tws_refusal(error: ev.Error) -> RequestError:

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 
 from .fairness import SYSTEM, Lanes
 from .liveness import Backoff, Failure, Liveness, Verdict
+from .logsafe import quote
 from .pacing import Pacer
 from .protocol import ClientConnection, ProtocolError
 from .protocol import events as ev
+from .protocol.fields import FieldError
 from .protocol.requests import ReqCurrentTime, Request, StartApi
 
 log = logging.getLogger("tws-bridge.tws")
@@ -89,13 +91,18 @@ class _Link(asyncio.Protocol):
             if not self.became_ready.done():
                 self.became_ready.set_result(None)
         if events and type(events[0]) is ev.Connected:
-            log.info("handshake done: server version %d, TWS time %s", conn.server_version, conn.connection_time)
+            log.info("handshake done: server version %d, TWS time %s", conn.server_version, quote(conn.connection_time))
             self.owner.send(StartApi(conn.client_id), urgent=True)
         self.owner.sink(events, recv_ns, recv_perf)
 
     def write(self, request: Request) -> None:
         assert self.transport is not None
-        self.transport.write(self.conn.send(request))
+        try:
+            data = self.conn.send(request)
+        except FieldError as exc:  # limits.py keeps this from the bus; a bug must not stop the pacer's flush
+            log.error("not sending %s to TWS: %s", type(request).__name__, exc)
+            return
+        self.transport.write(data)
 
     def unsent_bytes(self) -> int:
         return self.transport.get_write_buffer_size() if self.transport is not None else 0

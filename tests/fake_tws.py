@@ -88,3 +88,30 @@ class FakeTws:
     def close(self) -> None:
         self._stop = True
         self.listener.close()
+
+
+class TickPump:
+    """`FakeTws(pump.on_request)`: streams tickPrice frames for the first reqMktData at `rate`
+    messages a second, in batches, until `stop` is set (benchmarks, slow-subscriber tests)."""
+
+    BATCH = 100
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.stop = threading.Event()
+
+    def on_request(self, tws: FakeTws, request: object) -> list[bytes]:
+        if isinstance(request, rq.ReqMktData):
+            threading.Thread(target=self._pump, args=(tws, request.req_id), daemon=True).start()
+        return []
+
+    def _pump(self, tws: FakeTws, req_id: int) -> None:
+        ticks = (ev.TickPrice(req_id, 1 + i % 2, 100 + i / 100, 5.0, 0) for i in range(self.BATCH))
+        frames = b"".join(tws.send(*ticks))
+        interval = self.BATCH / self.rate
+        due = time.monotonic()
+        with contextlib.suppress(OSError):
+            while not self.stop.is_set() and tws.sock is not None:
+                tws.sock.sendall(frames)
+                due += interval
+                time.sleep(max(0.0, due - time.monotonic()))

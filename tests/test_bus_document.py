@@ -83,7 +83,8 @@ def test_what_flows_through_the_running_bridge_matches_the_document(bridge: Brid
         topic, p = recv(sub)
         if topic == "state":
             documented = STATE_EVENTS[p["event"]]
-            assert documented <= set(p) <= COMMON | documented | {"code", "message", "hint"}, p
+            assert documented <= set(p) <= COMMON | documented | {"code", "message", "hint", "epoch"}, p
+            assert isinstance(p["epoch"], str) and p["epoch"]
         else:
             assert set(p) == COMMON | DATA_EVENTS[p["event"]], p
             assert topic.startswith(p["kind"] + "/" + p["instrument"])

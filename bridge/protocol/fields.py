@@ -52,6 +52,10 @@ def plain(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+class FieldError(ValueError):
+    """A value that would not stay one field on the wire (it holds a NUL, the field separator)."""
+
+
 def _one(value: object) -> bytes:
     if value is None:
         return b""
@@ -59,13 +63,15 @@ def _one(value: object) -> bytes:
         return b"1"
     if value is False:
         return b"0"
-    if isinstance(value, bytes):
-        return value
     if isinstance(value, float) and value == float("inf"):
         return _INFINITY
-    return str(value).encode()
+    raw = value if isinstance(value, bytes) else str(value).encode()
+    if b"\0" in raw:
+        raise FieldError(f"field {raw[:40]!r} holds a NUL, which would split it; refusing to send it")
+    return raw
 
 
 def encode_fields(values: Iterable[object]) -> bytes:
-    """Join values as NUL-terminated fields: None is empty, bools are 1/0."""
+    """Join values as NUL-terminated fields: None is empty, bools are 1/0. A value holding a NUL
+    raises `FieldError`: it would shift every later field, whatever checked it before."""
     return b"".join(_one(v) + b"\0" for v in values)
