@@ -37,6 +37,9 @@ DEFAULT_LEASE = 30
 RENEW_RETRY_S = 1.0
 
 
+RENEW_BATCH = 3000  # MAX_RENEW_IDS in docs/bus.md, Limits
+
+
 class BridgeError(Exception):
     """A request failed: `code` is the bus reason code (docs/bus.md), `error` the bridge's words."""
 
@@ -245,8 +248,13 @@ class BusClient:
         """Renew every lease now; ids the bridge no longer knows (it restarted) are subscribed again."""
         if not self.subscriptions:
             return {"ok": True, "renewed": [], "unknown": []}
-        reply = self.request({"op": "renew", "ids": list(self.subscriptions)})
-        for old in reply.get("unknown") or []:
+        ids = list(self.subscriptions)
+        reply: dict[str, Any] = {"ok": True, "renewed": [], "unknown": []}
+        for at in range(0, len(ids), RENEW_BATCH):  # the bridge takes at most 3000 ids per renew (docs/bus.md)
+            part = self.request({"op": "renew", "ids": ids[at : at + RENEW_BATCH]})
+            reply["renewed"] += part.get("renewed") or []
+            reply["unknown"] += part.get("unknown") or []
+        for old in reply["unknown"]:
             sub = self.subscriptions.pop(old, None)
             if sub is None:
                 continue

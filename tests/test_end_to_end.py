@@ -12,6 +12,8 @@ from pathlib import Path
 import msgpack
 import zmq
 
+from bridge.limits import MAX_RENEW_IDS
+from consumers.client import BusClient
 from tests.harness import Bridge, Process, Simulator, wait_for
 
 TOPIC = "quote/BTC.CRYPTO.PAXOS.USD"
@@ -93,3 +95,15 @@ def test_the_recorders_rows_are_exactly_what_was_published(tmp_path: Path, bridg
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # nothing lost, nothing twice
     assert all(published[seq] == payload for seq, payload in rows if seq in published)
     assert sum(seq in published for seq in seqs) >= len(seqs) - 5  # the witness saw (almost) the same span
+
+
+def test_the_client_renews_more_subscriptions_than_one_renew_may_carry(bridge: Bridge) -> None:
+    """The bridge takes at most MAX_RENEW_IDS ids per renew; the sample client splits its renewals."""
+    bus = BusClient(bridge.pub, bridge.rep)
+    try:
+        for _ in range(MAX_RENEW_IDS + 5):
+            bus.subscribe("BTC.CRYPTO", lease=300)
+        reply = bus.renew()
+        assert len(reply["renewed"]) == MAX_RENEW_IDS + 5 and reply["unknown"] == []
+    finally:
+        bus.close()

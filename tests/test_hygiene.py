@@ -272,10 +272,10 @@ def test_tws_words_are_logged_escaped(tmp_path: Path) -> None:
 
 
 class _Buggy(ServiceBridge):
-    async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def handle(self, request: dict[str, Any], client: bytes = b"") -> dict[str, Any]:
         if request["op"] == "boom":
             raise ZeroDivisionError("a bug")
-        return await super().handle(request)
+        return await super().handle(request, client)
 
 
 def test_an_unexpected_exception_gets_an_internal_reply_and_one_traceback(caplog: pytest.LogCaptureFixture) -> None:
