@@ -31,7 +31,7 @@ from bridge.protocol import requests as rq
 from bridge.protocol.fields import integer
 from bridge.protocol.versions import MIN_SERVER_VER_CURRENT_TIME_IN_MILLIS
 
-from . import notices, ticks
+from . import generic, notices, ticks
 from .catalogue import Instrument, details, lookup
 from .limits import MessageRate, rate_error_text
 from .market import Quote
@@ -364,6 +364,14 @@ class Session:
         inst = self._resolve(r.req_id, r.contract)
         if inst is None:
             return
+        ids, refused = generic.validate(r.generic_ticks, inst.contract.sec_type)
+        if refused is None and ids and snapshot:
+            refused = generic.SNAPSHOT_REFUSED
+        if refused is not None:
+            self.error(r.req_id, refused)
+            return
+        extras = generic.wanted(ids, inst)
+        has_extras = bool(extras) or inst.contract.sec_type == "OPT"  # options always get their greeks
         if not snapshot and self.sim.lines_in_use() >= self.sim.max_lines:
             self.error(r.req_id, notices.MAX_TICKERS)
             return
@@ -378,8 +386,12 @@ class Session:
         # While data is paused (a fault) the picture waits for the first step after it.
         picture_due = faults.data_paused
         if not picture_due:
-            for event in ticks.picture(r.req_id, self.sim.market.quote(inst), delayed):
+            q = self.sim.market.quote(inst)
+            for event in ticks.picture(r.req_id, inst, q, delayed):
                 self.send(event)
+            if has_extras:
+                for event in generic.picture(r.req_id, inst, q, extras, delayed):
+                    self.send(event)
         if snapshot:
             self.send(ev.TickSnapshotEnd(r.req_id))
             return
@@ -392,9 +404,13 @@ class Session:
                 nonlocal picture_due
                 if picture_due:
                     picture_due = False
-                    events = ticks.picture(req_id, new, delayed)
+                    events = ticks.picture(req_id, inst, new, delayed)
+                    if has_extras:
+                        events += generic.picture(req_id, inst, new, extras, delayed)
                 else:
-                    events = ticks.changes(req_id, old, new, delayed)
+                    events = ticks.changes(req_id, inst, old, new, delayed)
+                    if has_extras:
+                        events += generic.changes(req_id, inst, old, new, extras, delayed)
                 for event in events:
                     self.send(event)
 
