@@ -83,6 +83,14 @@ def _exchange_ok(wanted: str, inst: Instrument) -> bool:
     return not wanted or wanted.upper() in inst.exchanges or wanted.upper() == inst.contract.primary_exchange
 
 
+def _expiry_ok(wanted: str, inst: Instrument) -> bool:
+    # TWS reads 'YYYYMM' as the contract month (CL 202703 stops trading in February) and
+    # 'YYYYMMDD' as the last trading day.
+    if len(wanted) == 6 and inst.contract_month:
+        return wanted == inst.contract_month
+    return inst.contract.last_trade_date_or_contract_month.startswith(wanted)
+
+
 def _matches(wanted: Contract, inst: Instrument) -> bool:
     have = inst.contract
     return (
@@ -93,7 +101,7 @@ def _matches(wanted: Contract, inst: Instrument) -> bool:
         and _agrees(wanted.trading_class, have.trading_class)
         and _agrees(wanted.multiplier, have.multiplier)
         and _agrees(wanted.primary_exchange, have.primary_exchange)
-        and have.last_trade_date_or_contract_month.startswith(wanted.last_trade_date_or_contract_month)
+        and _expiry_ok(wanted.last_trade_date_or_contract_month, inst)
         and (not wanted.strike or wanted.strike == have.strike)
         and _agrees(wanted.right[:1], have.right)
         and _exchange_ok(wanted.exchange, inst)

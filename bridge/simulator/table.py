@@ -220,8 +220,8 @@ def _option(under: Instrument, expiry: dt.date, strike: float, right: str, iv: f
     occ = f"{c.symbol:<6}{expiry:%y%m%d}{right}{round(strike * 1000):08d}"  # OCC's 21-character symbol
     day = f"{expiry:%Y%m%d}"
     # A first price for the path: the option's value today (the market reprices it every step).
-    price = max(black_scholes(under.start_price, strike, max(year_fraction(expiry, today), 1e-4), iv,
-                              right)[0], 0.01)  # fmt: skip
+    price = round(max(black_scholes(under.start_price, strike, max(year_fraction(expiry, today), 1e-4), iv,
+                              right)[0], 0.01), 2)  # fmt: skip
     return Instrument(
         contract=Contract(c.symbol, "OPT", "SMART", "USD", con_id(f"OPT:{occ}"), last_trade_date_or_contract_month=day,
                           strike=strike, right=right, multiplier="100", local_symbol=occ, trading_class=c.symbol),
