@@ -12,7 +12,7 @@ from __future__ import annotations
 import calendar
 import random
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .catalogue import Instrument, by_con_id
 from .table import black_scholes
@@ -103,15 +103,13 @@ class Market:
                 trade_count += 1
                 notional += last * last_size
             mark = last
-        return self._store(
-            inst,
-            replace(
-                q, bid=bid, ask=ask, last=last, bid_size=_size(rng, inst), ask_size=_size(rng, inst),
-                last_size=last_size, volume=volume, high=max(q.high, mark), low=min(q.low, mark), time=now,
-                last_time=last_time, traded=traded, step=q.step + 1, trade_count=trade_count, notional=notional,
-                model=model,
-            ),
+        # Built directly rather than by dataclasses.replace, which costs twice as much per step.
+        new = Quote(
+            bid, ask, last, _size(rng, inst), _size(rng, inst), last_size, volume, max(q.high, mark),
+            min(q.low, mark), q.open, q.close, now, last_time, traded, q.step + 1, trade_count, notional, model,
         )  # fmt: skip
+        self._quotes[inst.con_id] = new
+        return new
 
     def _model(self, inst: Instrument, rng: random.Random) -> tuple[float, float, float, float, float, float, float]:
         """An option's model values now: its underlying's price and a volatility that wanders a little."""
@@ -126,10 +124,6 @@ class Market:
         strike = inst.contract.strike or spot
         price, delta, gamma, vega, theta = black_scholes(spot, strike, years, vol, inst.contract.right)
         return (vol, delta, gamma, vega / 100, theta, max(price, 0.0), spot)
-
-    def _store(self, inst: Instrument, q: Quote) -> Quote:
-        self._quotes[inst.con_id] = q
-        return q
 
     def _open(self, inst: Instrument) -> Quote:
         rng = self._rng(inst)
