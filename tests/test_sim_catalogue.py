@@ -12,11 +12,16 @@ import itertools
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from ibapi.client import EClient
+from ibapi.wrapper import EWrapper
 
 from bridge.protocol import Contract, TickType
 from bridge.protocol import events as ev
@@ -271,3 +276,46 @@ def test_list_prints_one_line_per_instrument_and_exits() -> None:
     assert rows["12087792"][:6] == ["EUR", "CASH", "IDEALPRO", "-", "USD", "12087792"]
     assert rows["649180695"][6] == "ESZ6"
     assert {"SPX", "BTC.USD", "USD.JPY"} <= {r[6] for r in rows.values()}
+
+
+# --- reqMatchingSymbols, as the official client reads it -------------------------------------------
+
+
+class SymbolSearch(EWrapper, EClient):
+    def __init__(self) -> None:
+        EWrapper.__init__(self)
+        EClient.__init__(self, self)
+        self.ready = threading.Event()
+        self.answers: dict[int, list[Any]] = {}
+
+    def nextValidId(self, orderId: int) -> None:
+        self.ready.set()
+
+    def symbolSamples(self, reqId: int, contractDescriptions: list[Any]) -> None:
+        self.answers[reqId] = contractDescriptions
+
+
+def test_matching_symbols_agree_with_the_catalogue(sim: SimulatorThread, client: Client) -> None:
+    app = SymbolSearch()
+    app.connect("127.0.0.1", sim.port, clientId=next(_client_ids))
+    reader = threading.Thread(target=app.run, daemon=True)
+    reader.start()
+    try:
+        assert app.ready.wait(5)
+        for req_id, pattern in enumerate(["spy", "EUR", "bitcoin", "NOSUCHTHING"], start=1):
+            app.reqMatchingSymbols(req_id, pattern)
+        deadline = time.monotonic() + 5
+        while len(app.answers) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        spy = app.answers[1][0]
+        assert (spy.contract.symbol, spy.contract.secType, spy.contract.primaryExchange) == ("SPY", "STK", "ARCA")
+        assert spy.derivativeSecTypes == ["OPT"] and spy.contract.description == "SPDR S&P 500 ETF TRUST"
+        assert {d.contract.secType for d in app.answers[2]} == {"CASH"} and len(app.answers[2]) >= 3
+        assert {d.contract.symbol for d in app.answers[3]} == {"BTC", "BCH"}  # by name: Bitcoin, Bitcoin Cash
+        assert app.answers[4] == []
+        for req_id, d in enumerate(app.answers[1] + app.answers[2], start=20):
+            (found,) = details(client, req_id, Contract(con_id=d.contract.conId))
+            assert found.contract.symbol == d.contract.symbol and found.contract.sec_type == d.contract.secType
+    finally:
+        app.disconnect()
+        reader.join(5)

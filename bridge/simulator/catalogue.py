@@ -74,6 +74,27 @@ CATALOGUE: tuple[Instrument, ...] = _catalogue()
 _BY_CON_ID = {inst.con_id: inst for inst in CATALOGUE}
 
 
+MAX_SYMBOL_SAMPLES = 16  # TWS answers reqMatchingSymbols with at most this many
+
+
+def matching_symbols(pattern: str) -> list[tuple[Instrument, tuple[str, ...]]]:
+    """reqMatchingSymbols: instruments whose symbol starts with `pattern` (exact first), then
+    those whose name has it, each with the derivative types listed on it (OPT where the
+    catalogue holds a chain). Futures and options are derivatives, not rows, as in TWS."""
+    wanted = pattern.strip().upper()
+    if not wanted:
+        return []
+    rows = [i for i in CATALOGUE if i.contract.sec_type not in ("FUT", "OPT")]
+    by_symbol = [i for i in rows if i.contract.symbol.upper().startswith(wanted)]
+    by_symbol.sort(key=lambda i: (i.contract.symbol.upper() != wanted, i.contract.symbol))
+    by_name = [i for i in rows if wanted in i.long_name.upper() and i not in by_symbol]
+    out = []
+    for inst in (by_symbol + by_name)[:MAX_SYMBOL_SAMPLES]:
+        derived = sorted({d.contract.sec_type for d in CATALOGUE if d.under_con_id == inst.con_id})
+        out.append((inst, tuple(derived)))
+    return out
+
+
 def _agrees(wanted: str, have: str) -> bool:
     return not wanted or wanted.upper() == have.upper()
 
