@@ -435,8 +435,9 @@ class Session:
             self.error(r.req_id, notices.MAX_TICK_BY_TICK)
             return
         exchange = inst.contract.exchange if inst.contract.sec_type != "STK" else "NASDAQ"
-        for event in ticks.tick_by_tick(r.req_id, r.tick_type, None, self.sim.market.quote(inst), exchange):
-            self.send(event)
+        if inst.trades or r.tick_type not in ("Last", "AllLast"):  # forex and indices print no trades
+            for event in ticks.tick_by_tick(r.req_id, r.tick_type, None, self.sim.market.quote(inst), exchange):
+                self.send(event)
 
         def listener(old: Quote, new: Quote) -> None:
             for event in ticks.tick_by_tick(r.req_id, r.tick_type, old, new, exchange):
