@@ -4,7 +4,9 @@ by the official `ibapi` client and by our own decoder; option greeks; the lists 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from ib_async import IB, Option, Stock
 from ibapi.client import EClient
 from ibapi.contract import Contract as IbContract
 from ibapi.wrapper import EWrapper
@@ -20,7 +23,7 @@ from ibapi.wrapper import EWrapper
 from bridge.protocol import Contract
 from bridge.protocol import events as ev
 from bridge.protocol import requests as rq
-from bridge.simulator import CATALOGUE, SimulatorThread
+from bridge.simulator import CATALOGUE, Simulator, SimulatorThread
 from bridge.simulator.generic import LEGAL_IDS, validate
 
 from .twsclient import Client, error_with
@@ -255,3 +258,38 @@ def test_a_list_is_refused_exactly_when_it_holds_an_id_tws_does_not_know(legal: 
     assert (refused is None) == (other in LEGAL_IDS)
     if refused is not None:
         assert refused[0] == 321 and "Legal ones for (FUT)" in refused[1]
+
+
+def test_ib_async_fills_its_ticker_from_the_generic_ticks_and_greeks(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ib_async")
+
+    async def main() -> None:
+        sim = Simulator(rate=40, seed=9)
+        await sim.start()
+        ib = IB()
+        try:
+            await ib.connectAsync("127.0.0.1", sim.port, clientId=1, timeout=5)
+            aapl = Stock("AAPL", "SMART", "USD")
+            call = Option("SPY", SPY_CALL.last_trade_date_or_contract_month, SPY_CALL.strike, "C", "SMART")
+            await ib.qualifyContractsAsync(aapl, call)
+            assert call.conId == SPY_CALL.con_id and call.localSymbol == SPY_CALL.local_symbol
+            stock = ib.reqMktData(aapl, "100,101,105,106,165,225,233,236,293,294,295,411,456")
+            option = ib.reqMktData(call)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not (stock.tradeCount and option.modelGreeks and stock.vwap):
+                await asyncio.sleep(0.05)
+            assert stock.shortable == 3.0 and stock.shortableShares > 0 and stock.rtHistVolatility > 0
+            assert 0 < stock.low52week < stock.low <= stock.high < stock.high52week and stock.avVolume > 0
+            assert stock.dividends is not None and stock.dividends.past12Months > 0
+            assert stock.callOpenInterest > 0 and stock.putVolume >= 0 and stock.impliedVolatility > 0
+            assert stock.auctionPrice > 0 and stock.tradeCount > 0 and stock.vwap > 0
+            greeks = option.modelGreeks
+            assert greeks is not None and 0 < greeks.delta < 1 and greeks.impliedVol > 0 and greeks.undPrice > 400
+            assert option.bid < option.ask
+        finally:
+            ib.disconnect()
+            await sim.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+    problems = [r.getMessage() for r in caplog.records if r.name.startswith("ib_async") and r.levelno >= logging.ERROR]
+    assert problems == []
