@@ -293,3 +293,11 @@ def test_ib_async_fills_its_ticker_from_the_generic_ticks_and_greeks(caplog: pyt
     asyncio.run(asyncio.wait_for(main(), 30))
     problems = [r.getMessage() for r in caplog.records if r.name.startswith("ib_async") and r.levelno >= logging.ERROR]
     assert problems == []
+
+
+def test_the_official_client_sees_forex_quotes_without_trades_or_volume(official: Recorder) -> None:
+    official.reqMktData(130, ib(Contract("USD", "CASH", "IDEALPRO", "JPY")), "", False, False, [])
+    assert until(lambda: len([1 for k, r, t, _ in official.ticks if r == 130 and (k, t) == ("price", 1)]) >= 5)
+    kinds = official.kinds(130)
+    assert {("price", 1), ("price", 2), ("size", 0), ("size", 3), ("price", 9)} <= kinds
+    assert not kinds & {("price", 4), ("size", 5), ("size", 8), ("string", 45)}
