@@ -2,7 +2,8 @@
 
 It speaks the TWS API socket protocol through `bridge.protocol`'s server side, answers the
 connect sequence and the account/order start-up requests with empty results, refuses orders
-as a read-only TWS does, and streams a seeded random-walk market for a small catalogue.
+as a read-only TWS does, and streams a seeded random-walk market for a catalogue of a few
+hundred instruments (`table.py`; `python -m bridge.simulator --list`).
 """
 
 from .catalogue import CATALOGUE, Instrument, lookup

@@ -11,6 +11,7 @@ import signal
 from bridge.protocol import MAX_SUPPORTED, MIN_SUPPORTED
 
 from . import limits
+from .catalogue import CATALOGUE
 from .faults import FaultError, load_script
 from .server import Simulator
 
@@ -81,6 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--faults", metavar="FILE", help="play a fault script (JSON or TOML list of {at, fault, args}) from the start"
     )
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    p.add_argument("--list", action="store_true", help="print the instruments the simulator knows, and exit")
     return p.parse_args(argv)  # fmt: skip
 
 
@@ -103,8 +105,22 @@ async def _run(args: argparse.Namespace) -> None:
         await sim.stop()
 
 
+def list_instruments() -> str:
+    """One line per instrument: symbol, secType, exchange, primary, currency, conId, local symbol, price."""
+    rows = [("SYMBOL", "SECTYPE", "EXCHANGE", "PRIMARY", "CURRENCY", "CONID", "LOCALSYMBOL", "PRICE")]
+    for inst in CATALOGUE:
+        c = inst.contract
+        rows.append((c.symbol, c.sec_type, c.exchange, c.primary_exchange or "-", c.currency, str(c.con_id),
+                     c.local_symbol, f"{inst.start_price:.10g}"))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(f"{v:<{w}}" for v, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.list:
+        print(list_instruments())
+        return
     try:
         args.script = load_script(args.faults) if args.faults else None
     except FaultError as exc:

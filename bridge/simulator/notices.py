@@ -62,8 +62,8 @@ RATE_EXCEEDED = 100  # "Max rate of messages per second has been exceeded:max=50
 
 
 def farm_of(request: object) -> str | None:
-    """The data farm that answers `request`: sec-def for contract details, HMDS for history."""
-    if isinstance(request, rq.ReqContractDetails):
+    """The data farm that answers `request`: sec-def for contract details and symbol search, HMDS for history."""
+    if isinstance(request, rq.ReqContractDetails) or (isinstance(request, OtherRequest) and request.msg_id == 81):
         return "secdef"
     if isinstance(request, OtherRequest) and request.msg_id == 20:
         return "historical"

@@ -29,10 +29,10 @@ from bridge.protocol import (
 from bridge.protocol import events as ev
 from bridge.protocol import requests as rq
 from bridge.protocol.fields import integer
-from bridge.protocol.versions import MIN_SERVER_VER_CURRENT_TIME_IN_MILLIS
+from bridge.protocol.versions import MIN_SERVER_VER_BOND_ISSUERID, MIN_SERVER_VER_CURRENT_TIME_IN_MILLIS
 
-from . import notices, ticks
-from .catalogue import Instrument, details, lookup
+from . import generic, notices, ticks
+from .catalogue import Instrument, details, lookup, matching_symbols
 from .limits import MessageRate, rate_error_text
 from .market import Quote
 
@@ -44,6 +44,8 @@ log = logging.getLogger("bridge.simulator")
 # A client that stops reading gets cut off rather than growing our buffer without bound.
 MAX_WRITE_BUFFER = 32 * 1024 * 1024
 
+SYMBOL_SAMPLES = 79  # the answer to reqMatchingSymbols (not a message the bridge reads)
+
 # Requests that are not ours arrive as OtherRequest; the official client's names for them.
 OTHER_REQUESTS = {
     3: "PlaceOrder", 4: "CancelOrder", 5: "ReqOpenOrders", 6: "ReqAccountUpdates", 7: "ReqExecutions",
@@ -51,7 +53,7 @@ OTHER_REQUESTS = {
     21: "ExerciseOptions", 58: "ReqGlobalCancel", 61: "ReqPositions", 62: "ReqAccountSummary",
     63: "CancelAccountSummary", 64: "CancelPositions", 74: "ReqPositionsMulti", 75: "CancelPositionsMulti",
     76: "ReqAccountUpdatesMulti", 77: "CancelAccountUpdatesMulti", 99: "ReqCompletedOrders",
-    105: "ReqCurrentTimeInMillis",
+    81: "ReqMatchingSymbols", 105: "ReqCurrentTimeInMillis",
 }  # fmt: skip
 
 
@@ -364,6 +366,14 @@ class Session:
         inst = self._resolve(r.req_id, r.contract)
         if inst is None:
             return
+        ids, refused = generic.validate(r.generic_ticks, inst.contract.sec_type)
+        if refused is None and ids and snapshot:
+            refused = generic.SNAPSHOT_REFUSED
+        if refused is not None:
+            self.error(r.req_id, refused)
+            return
+        extras = generic.wanted(ids, inst)
+        has_extras = bool(extras) or inst.contract.sec_type == "OPT"  # options always get their greeks
         if not snapshot and self.sim.lines_in_use() >= self.sim.max_lines:
             self.error(r.req_id, notices.MAX_TICKERS)
             return
@@ -378,8 +388,12 @@ class Session:
         # While data is paused (a fault) the picture waits for the first step after it.
         picture_due = faults.data_paused
         if not picture_due:
-            for event in ticks.picture(r.req_id, self.sim.market.quote(inst), delayed):
+            q = self.sim.market.quote(inst)
+            for event in ticks.picture(r.req_id, inst, q, delayed):
                 self.send(event)
+            if has_extras:
+                for event in generic.picture(r.req_id, inst, q, extras, delayed):
+                    self.send(event)
         if snapshot:
             self.send(ev.TickSnapshotEnd(r.req_id))
             return
@@ -392,9 +406,13 @@ class Session:
                 nonlocal picture_due
                 if picture_due:
                     picture_due = False
-                    events = ticks.picture(req_id, new, delayed)
+                    events = ticks.picture(req_id, inst, new, delayed)
+                    if has_extras:
+                        events += generic.picture(req_id, inst, new, extras, delayed)
                 else:
-                    events = ticks.changes(req_id, old, new, delayed)
+                    events = ticks.changes(req_id, inst, old, new, delayed)
+                    if has_extras:
+                        events += generic.changes(req_id, inst, old, new, extras, delayed)
                 for event in events:
                     self.send(event)
 
@@ -417,8 +435,9 @@ class Session:
             self.error(r.req_id, notices.MAX_TICK_BY_TICK)
             return
         exchange = inst.contract.exchange if inst.contract.sec_type != "STK" else "NASDAQ"
-        for event in ticks.tick_by_tick(r.req_id, r.tick_type, None, self.sim.market.quote(inst), exchange):
-            self.send(event)
+        if inst.trades or r.tick_type not in ("Last", "AllLast"):  # forex and indices print no trades
+            for event in ticks.tick_by_tick(r.req_id, r.tick_type, None, self.sim.market.quote(inst), exchange):
+                self.send(event)
 
         def listener(old: Quote, new: Quote) -> None:
             for event in ticks.tick_by_tick(r.req_id, r.tick_type, old, new, exchange):
@@ -504,6 +523,8 @@ class Session:
                 self.send_raw(In.ACCOUNT_UPDATE_MULTI_END, [1, _field_int(f, 1)])
             case 99:  # reqCompletedOrders: apiOnly; the answer has no version field
                 self.send_raw(In.COMPLETED_ORDERS_END, [])
+            case 81:  # reqMatchingSymbols: reqId, pattern (no version)
+                self._matching_symbols(_field_int(f, 0), f[1].decode(errors="replace") if len(f) > 1 else "")
             case 105:  # reqCurrentTimeInMillis exists from server 197
                 if self.conn.server_version >= MIN_SERVER_VER_CURRENT_TIME_IN_MILLIS:
                     self.send(ev.CurrentTimeInMillis(int(time.time() * 1000)))
@@ -521,6 +542,19 @@ class Session:
                 pass
             case _:
                 log.warning("%r: %s is not simulated; no answer", self, request_name(r))
+
+    def _matching_symbols(self, req_id: int, pattern: str) -> None:
+        """symbolSamples: conId, symbol, secType, primary exchange, currency, derivative types
+        (and, from server 176, the description and issuer id) of each match."""
+        found = matching_symbols(pattern)
+        fields: list[object] = [req_id, len(found)]
+        for inst, derived in found:
+            c = inst.contract
+            fields += [c.con_id, c.symbol, c.sec_type, c.primary_exchange or c.exchange, c.currency, len(derived),
+                       *derived]  # fmt: skip
+            if self.conn.server_version >= MIN_SERVER_VER_BOND_ISSUERID:
+                fields += [inst.long_name, ""]
+        self.send_raw(SYMBOL_SAMPLES, fields)
 
     def _malformed(self, r: MalformedRequest) -> None:
         log.warning("%r: malformed request %d: %s", self, r.msg_id, r.reason)

@@ -25,21 +25,30 @@ def _kind(tick: T, delayed: bool) -> int:
     return int(_DELAYED[tick] if delayed else tick)
 
 
-def picture(req_id: int, q: Quote, delayed: bool) -> list[ev.Event]:
-    """Everything a new subscriber (or a snapshot) gets first: the whole current state."""
+def picture(req_id: int, inst: Instrument, q: Quote, delayed: bool) -> list[ev.Event]:
+    """Everything a new subscriber (or a snapshot) gets first: the whole current state.
+
+    Forex has no last price or volume (IDEALPRO quotes only); an index has a level (its last)
+    and no bid or ask.
+    """
     k = [_kind(t, delayed) for t in (T.BID, T.ASK, T.LAST, T.HIGH, T.LOW, T.VOLUME, T.CLOSE, T.OPEN)]
-    return [
+    out: list[ev.Event] = []
+    if inst.quotes:
         # tickPrice carries its size: the client reports the matching *_SIZE tick itself.
-        ev.TickPrice(req_id, k[0], q.bid, q.bid_size, 0),
-        ev.TickPrice(req_id, k[1], q.ask, q.ask_size, 0),
-        ev.TickPrice(req_id, k[2], q.last, q.last_size, 0),
-        ev.TickString(req_id, _kind(T.LAST_TIMESTAMP, delayed), str(q.last_time)),
-        ev.TickSize(req_id, k[5], q.volume),
+        out += [ev.TickPrice(req_id, k[0], q.bid, q.bid_size, 0), ev.TickPrice(req_id, k[1], q.ask, q.ask_size, 0)]
+    if inst.trades:
+        out.append(ev.TickPrice(req_id, k[2], q.last, q.last_size, 0))
+        out.append(ev.TickString(req_id, _kind(T.LAST_TIMESTAMP, delayed), str(q.last_time)))
+        out.append(ev.TickSize(req_id, k[5], q.volume))
+    elif not inst.quotes:
+        out.append(ev.TickPrice(req_id, k[2], q.last, 0.0, 0))
+    out += [
         ev.TickPrice(req_id, k[3], q.high, 0.0, 0),
         ev.TickPrice(req_id, k[4], q.low, 0.0, 0),
         ev.TickPrice(req_id, k[6], q.close, 0.0, 0),
         ev.TickPrice(req_id, k[7], q.open, 0.0, 0),
     ]
+    return out
 
 
 def _side(
@@ -52,11 +61,14 @@ def _side(
         out.append(ev.TickSize(req_id, _kind(size_tick, delayed), new[1]))
 
 
-def changes(req_id: int, old: Quote, q: Quote, delayed: bool) -> list[ev.Event]:
+def changes(req_id: int, inst: Instrument, old: Quote, q: Quote, delayed: bool) -> list[ev.Event]:
     """The ticks of one step: a new price with its size, or a size alone when only it moved."""
     out: list[ev.Event] = []
-    _side(out, req_id, T.BID, T.BID_SIZE, (old.bid, old.bid_size), (q.bid, q.bid_size), delayed)
-    _side(out, req_id, T.ASK, T.ASK_SIZE, (old.ask, old.ask_size), (q.ask, q.ask_size), delayed)
+    if inst.quotes:
+        _side(out, req_id, T.BID, T.BID_SIZE, (old.bid, old.bid_size), (q.bid, q.bid_size), delayed)
+        _side(out, req_id, T.ASK, T.ASK_SIZE, (old.ask, old.ask_size), (q.ask, q.ask_size), delayed)
+    elif q.last != old.last:  # an index: its level
+        out.append(ev.TickPrice(req_id, _kind(T.LAST, delayed), q.last, 0.0, 0))
     if q.traded:  # every print is reported, even at an unchanged price
         out.append(ev.TickPrice(req_id, _kind(T.LAST, delayed), q.last, q.last_size, 0))
         out.append(ev.TickString(req_id, _kind(T.LAST_TIMESTAMP, delayed), str(q.last_time)))
