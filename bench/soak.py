@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -102,15 +103,16 @@ def pick(n: int, rng: random.Random) -> list[tuple[str, str]]:
     by_type: dict[str, list[Instrument]] = {}
     for inst in CATALOGUE:
         by_type.setdefault(inst.contract.sec_type, []).append(inst)
-    order = [inst for group in zip(*[iter(v) for v in by_type.values()], strict=False) for inst in group]
-    order += [i for i in CATALOGUE if i not in order]
+    order = [inst for group in itertools.zip_longest(*by_type.values()) for inst in group if inst is not None]
     # TWS allows few tick-by-tick streams (10190 beyond; the simulator's default is 5): two of each.
-    tick_by_tick = ["trades", "trades", "bidask", "bidask"]
-    chosen = [(instrument_key(inst), kind) for inst, kind in zip(order, tick_by_tick, strict=False)]
-    chosen += [(instrument_key(inst), "bars" if i % 10 == 9 else "quote") for i, inst in enumerate(order)]
-    chosen += [(instrument_key(inst), "bars" if i % 10 != 9 else "quote") for i, inst in enumerate(order)]
-    chosen = list(dict.fromkeys(chosen))[:n]  # a small catalogue is stretched over both kinds
-    rng.shuffle(chosen)
+    stocks = [inst for inst in order if inst.contract.sec_type == "STK"]  # forex and indices have no trades
+    kinds = ["trades", "trades", "bidask", "bidask"]
+    chosen = [(instrument_key(inst), kind) for inst, kind in zip(stocks, kinds, strict=False)]
+    for bars in (lambda i: i % 10 == 9, lambda i: i % 10 != 9):  # a second pass stretches a small catalogue
+        more = [(instrument_key(inst), "bars" if bars(i) else "quote") for i, inst in enumerate(order)]
+        more = [pair for pair in more if pair not in chosen]
+        rng.shuffle(more)
+        chosen += more  # the day takes the first n, the storm what follows
     return chosen
 
 
