@@ -44,6 +44,7 @@ import msgpack  # noqa: E402
 import zmq  # noqa: E402
 
 from bridge.simulator.catalogue import CATALOGUE, Instrument  # noqa: E402
+from bridge.simulator.limits import busiest_second  # noqa: E402
 
 SILENCE = 5.0  # seconds without data on a topic, outside a window, that count as a silent stretch
 LEASE = 30
@@ -102,7 +103,8 @@ def pick(n: int, rng: random.Random) -> list[tuple[str, str]]:
     """(instrument, kind) pairs across the catalogue's kinds: mostly quotes, some tick-by-tick and bars."""
     by_type: dict[str, list[Instrument]] = {}
     for inst in CATALOGUE:
-        by_type.setdefault(inst.contract.sec_type, []).append(inst)
+        if inst.contract.sec_type != "IND":  # an index ticks when its level moves (VIX: every 15 s), so
+            by_type.setdefault(inst.contract.sec_type, []).append(inst)  # its silence says nothing here
     order = [inst for group in itertools.zip_longest(*by_type.values()) for inst in group if inst is not None]
     # TWS allows few tick-by-tick streams (10190 beyond; the simulator's default is 5): two of each.
     stocks = [inst for inst in order if inst.contract.sec_type == "STK"]  # forex and indices have no trades
@@ -113,7 +115,7 @@ def pick(n: int, rng: random.Random) -> list[tuple[str, str]]:
         more = [pair for pair in more if pair not in chosen]
         rng.shuffle(more)
         chosen += more  # the day takes the first n, the storm what follows
-    return chosen
+    return chosen[:n]
 
 
 # --- processes -----------------------------------------------------------------------------------
@@ -268,34 +270,43 @@ def seen(logs: dict[str, TopicLog], topic: str, p: dict[str, Any], lost: int) ->
 
 
 def storm(rep: str, pairs: list[tuple[str, str]]) -> dict[str, int]:
-    """Many subscribes at once from one client (a DEALER pipelining them), then every one cancelled."""
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.DEALER)
+    """Many subscribes at once from one client (a DEALER pipelining them, retrying what the bridge
+    calls busy, as a client should), then every one cancelled, the last first."""
+    sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(rep)
-    for instrument, kind in pairs:
-        request = {"op": "subscribe", "instrument": instrument, "kind": kind, "lease": 5}
-        sock.send_multipart([b"", msgpack.packb(request)])
-    ids, failed = [], 0
     poller = zmq.Poller()
     poller.register(sock, zmq.POLLIN)
+
+    def ask(requests: list[dict[str, Any]], seconds: float) -> list[dict[str, Any]]:
+        for request in requests:
+            sock.send_multipart([b"", msgpack.packb(request)])
+        answers: list[dict[str, Any]] = []
+        deadline = time.monotonic() + seconds
+        while len(answers) < len(requests) and time.monotonic() < deadline:
+            if poller.poll(500):
+                answers.append(msgpack.unpackb(sock.recv_multipart()[-1]))
+        return answers
+
+    todo = [{"op": "subscribe", "instrument": i, "kind": k, "lease": 10} for i, k in pairs]
+    ids: list[str] = []
+    counts: dict[str, int] = {"busy": 0, "unanswered": 0}
     deadline = time.monotonic() + 30
-    while len(ids) + failed < len(pairs) and time.monotonic() < deadline:
-        if poller.poll(500):
-            reply = msgpack.unpackb(sock.recv_multipart()[-1])
-            if reply.get("ok"):
-                ids.append(reply["id"])
-            else:
-                failed += 1
-    for sub_id in ids:
-        sock.send_multipart([b"", msgpack.packb({"op": "unsubscribe", "id": sub_id})])
-    answered = 0
-    while answered < len(ids) and time.monotonic() < deadline + 10:
-        if poller.poll(500):
-            sock.recv_multipart()
-            answered += 1
+    while todo and time.monotonic() < deadline:
+        answers = ask(todo, 15)
+        counts["unanswered"] += len(todo) - len(answers)
+        ids += [a["id"] for a in answers if a.get("ok")]
+        busy = [a for a in answers if a.get("code") == "busy"]
+        counts["busy"] += len(busy)
+        for a in answers:
+            if not a.get("ok") and a.get("code") != "busy":
+                counts[a.get("code", "?")] = counts.get(a.get("code", "?"), 0) + 1
+        todo = todo[: len(busy)] if busy else []  # as many again (which ones is immaterial to the load)
+        time.sleep(0.2 if busy else 0)
+    done = ask([{"op": "unsubscribe", "id": i} for i in reversed(ids)], 15)
+    counts["unanswered"] += len(ids) - len(done)
     sock.close()
-    return {"subscribed": len(ids), "refused": failed, "unanswered": len(pairs) - len(ids) - failed}
+    return {"subscribed": len(ids), **counts}
 
 
 GARBAGE: list[list[bytes]] = [
@@ -347,20 +358,8 @@ def back_times(journal: Path) -> list[float]:
 
 def tws_max_rate(journal: Path) -> int:
     """The most messages TWS received from one connection in any sliding second."""
-    times: dict[Any, list[float]] = {}
-    for line in journal.read_text().splitlines():
-        row = json.loads(line)
-        if "request" in row:
-            times.setdefault(row.get("conn"), []).append(row["t"])
-    best = 0
-    for ts in times.values():
-        ts.sort()
-        j = 0
-        for i, t in enumerate(ts):
-            while ts[j] <= t - 1.0:
-                j += 1
-            best = max(best, i - j + 1)
-    return best
+    rows = [json.loads(line) for line in journal.read_text().splitlines()]
+    return busiest_second([row for row in rows if "request" in row])
 
 
 def recorder_check(db: Path) -> dict[str, int]:

@@ -48,6 +48,9 @@ class Line:
     # An outage window of this stream alone, closed by its next data: (reason, message, code) of the
     # `resumed` marker to send then (10197, or a line requested again after TWS lost it).
     stale: tuple[str, str, int | None] | None = None
+    # The entry of this line's request in the TWS pacer while it may still wait there: a line
+    # dropped before TWS saw its request is taken back, not cancelled (a cancel would overtake it).
+    queued: object = None
 
 
 class SubscriptionBook:

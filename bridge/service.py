@@ -149,7 +149,7 @@ class Bridge:
 
     async def _cancel_all_at_tws(self) -> None:
         """Cancel every line through the pacer (TWS counts these too), within a bounded time."""
-        sent = [out for line in self.book.lines() if (out := self.tws.send(tws_cancel(line))) is not None]
+        sent = [out for line in self.book.lines() if (out := self._cancel_at_tws(line)) is not None]
         if not sent:
             log.info("stopping: no TWS requests to cancel")
             return
@@ -548,10 +548,17 @@ class Bridge:
             if self._mixed_types:
                 requests.append(rq.ReqMarketDataType(wanted))
         requests.append(tws_request(line, line.req_id))
-        return self.tws.send(*requests, lane=lane)
+        line.queued = self.tws.send(*requests, lane=lane)
+        return line.queued
+
+    def _cancel_at_tws(self, line: Line) -> Outgoing | None:
+        """Cancel the line at TWS, or take its request back if TWS has not seen it yet (None then)."""
+        if isinstance(line.queued, Outgoing) and self.tws.withdraw(line.queued):
+            return None
+        return self.tws.send(tws_cancel(line))
 
     def _cancel_line(self, line: Line, why: str) -> None:
-        self.tws.send(tws_cancel(line))
+        self._cancel_at_tws(line)
         log.info("cancelled %s at TWS (%s)", escape(line.key.topic), why)
         self.publish_state(self._line_state(line, "cancelled", message=why))
 

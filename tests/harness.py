@@ -35,6 +35,16 @@ def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condi
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def until(condition: Callable[[], object], timeout: float = 8.0) -> bool:
+    """Poll `condition` until it holds (True) or `timeout` passes (False): for asserting with a message."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 class Process:
     """A child process whose output goes to a file, so it can never block on a full pipe."""
 

@@ -5,29 +5,14 @@ such, identical lookups shared, refused instruments remembered. Real simulator a
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgpack
-import pytest
 import zmq
 
+from bridge.simulator import CATALOGUE
 from tests.harness import Bridge, Simulator, recv, wait_for
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[Simulator]:
-    s = Simulator(tmp_path, rate=20)
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def bridge(tmp_path: Path, sim: Simulator) -> Iterator[Bridge]:
-    b = Bridge(tmp_path, sim.port)
-    yield b
-    b.stop()
 
 
 def dealer(bridge: Bridge) -> zmq.Socket:
@@ -50,6 +35,12 @@ def replies(sock: zmq.Socket, count: int) -> list[dict[str, Any]]:
         assert empty == b""
         out.append(msgpack.unpackb(body))
     return out
+
+
+def ok_or_none(reply: dict[str, Any]) -> dict[str, Any] | None:
+    """The reply if it is ok; None when the bridge said busy (retry), an assertion otherwise."""
+    assert reply["ok"] or reply["code"] == "busy", reply
+    return reply if reply["ok"] else None
 
 
 def unknown(symbols: list[str]) -> list[dict[str, Any]]:
@@ -141,5 +132,37 @@ def test_unknown_instruments_are_asked_again_without_a_cache(tmp_path: Path, sim
             reply = bridge.request({"op": "subscribe", "instrument": "NOPE"})
             assert reply["code"] == "unknown_instrument" and "remembered" not in reply
         assert len([r for r in sim.requests("ReqContractDetails") if r["symbol"] == "NOPE"]) == 2
+    finally:
+        bridge.stop()
+
+
+def test_a_line_dropped_while_queued_is_taken_back_not_cancelled_ahead_of_its_request(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    """A cancel must never overtake its own request in the lanes: TWS would answer 300 to the
+    cancel and then keep a line nobody wants."""
+    bridge = Bridge(tmp_path, sim.port, extra=["--queue-wait-max", "0.2"])
+    try:
+        symbols = [i.contract.symbol for i in CATALOGUE if i.contract.sec_type == "STK"][:40]
+        for symbol in symbols:  # known contracts: the pipelined subscribes below go straight to new lines
+            reply = wait_for(lambda s=symbol: ok_or_none(bridge.request({"op": "subscribe", "instrument": s})), 10)
+            assert bridge.request({"op": "unsubscribe", "id": reply["id"]})["ok"]
+        flood = dealer(bridge)
+        pipeline(flood, [{"op": "subscribe", "instrument": s} for s in symbols])
+        answers = replies(flood, len(symbols))
+        pipeline(flood, [{"op": "unsubscribe", "id": a["id"]} for a in reversed(answers)])  # the last first
+        assert all(r["ok"] for r in replies(flood, len(symbols)))
+        assert any("queued_behind" in a for a in answers), "some lines were dropped while still queued"
+        wait_for(lambda: bridge.request({"op": "status"})["lines_in_use"] == 0, 10, "every line gone")
+        time.sleep(2)  # what is queued reaches TWS
+        first_seen: dict[int, str] = {}
+        open_at_tws: set[int] = set()
+        for row in sim.requests():
+            if row["request"] in ("ReqMktData", "CancelMktData"):
+                first_seen.setdefault(row["req_id"], row["request"])
+                (open_at_tws.add if row["request"] == "ReqMktData" else open_at_tws.discard)(row["req_id"])
+        assert set(first_seen.values()) == {"ReqMktData"}, "a cancel reached TWS before its request"
+        assert not open_at_tws, f"lines left open at TWS: {sorted(open_at_tws)}"
+        assert "TWS 300" not in bridge.output
     finally:
         bridge.stop()

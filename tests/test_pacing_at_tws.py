@@ -7,10 +7,11 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from bridge.simulator import CATALOGUE
+from bridge.simulator.limits import busiest_second
 from tests.harness import Bridge, Simulator, wait_for
 
 LINES = 130
@@ -23,31 +24,13 @@ def sim(tmp_path: Path) -> Iterator[Simulator]:
     s.stop()
 
 
-@pytest.fixture
-def bridge(tmp_path: Path, sim: Simulator) -> Iterator[Bridge]:
-    b = Bridge(tmp_path, sim.port)
-    yield b
-    b.stop()
-
-
 def open_lines(bridge: Bridge, count: int = LINES) -> None:
-    """`count` distinct lines: one instrument, a generic tick list each (the simulator ignores it)."""
-    for i in range(count):
-        reply = bridge.request({"op": "subscribe", "instrument": "AAPL", "generic_ticks": str(100 + i), "lease": 600})
+    """`count` lines of distinct stocks from the simulator's catalogue."""
+    symbols = [i.contract.symbol for i in CATALOGUE if i.contract.sec_type == "STK"][:count]
+    assert len(symbols) == count
+    for symbol in symbols:
+        reply = bridge.request({"op": "subscribe", "instrument": symbol, "lease": 600})
         assert reply["ok"], reply
-
-
-def busiest_second(rows: list[dict[str, Any]]) -> int:
-    """The most messages TWS received in any sliding second, per connection."""
-    worst = 0
-    for conn in {r["conn"] for r in rows}:
-        times = sorted(r["t"] for r in rows if r["conn"] == conn)
-        j = 0
-        for i, t in enumerate(times):
-            while times[j] <= t - 1.0:
-                j += 1
-            worst = max(worst, i - j + 1)
-    return worst
 
 
 def no_rate_errors(bridge: Bridge) -> None:

@@ -23,6 +23,7 @@ from ibapi.order import Order
 from ibapi.wrapper import EWrapper
 
 from bridge.simulator import Simulator, SimulatorThread
+from tests.harness import until
 
 # --- the official client --------------------------------------------------------------------------
 
@@ -71,15 +72,6 @@ class OfficialApp(EWrapper, EClient):
 
     def currentTimeInMillis(self, timeInMillis: int) -> None:
         self.millis.append(timeInMillis)
-
-
-def until(condition: Callable[[], object], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 @pytest.fixture

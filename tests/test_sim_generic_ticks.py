@@ -9,7 +9,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,6 +26,7 @@ from bridge.protocol import requests as rq
 from bridge.simulator import CATALOGUE, Simulator, SimulatorThread
 from bridge.simulator.generic import LEGAL_IDS, validate
 
+from .harness import until
 from .twsclient import Client, error_with
 
 _ids = itertools.count(4000)
@@ -78,15 +79,6 @@ class Recorder(EWrapper, EClient):
 
     def kinds(self, req_id: int) -> set[tuple[str, int]]:
         return {(kind, tick) for kind, r, tick, _ in list(self.ticks) if r == req_id}
-
-
-def until(condition: Callable[[], object], timeout: float = 8.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 @pytest.fixture(scope="module")

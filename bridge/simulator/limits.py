@@ -16,7 +16,7 @@ Sources (docs/simulator.md, Limits, has the details):
 from __future__ import annotations
 
 from collections import deque
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 MAX_MESSAGES_PER_SECOND = 50
 MAX_LINES = 100  # a new account's market-data lines; reqMktData snapshots do not hold one
@@ -74,3 +74,20 @@ def rate_error_text(limit: int, violation: Violation) -> str:
     return (
         f"Max rate of messages per second has been exceeded:max={limit} rec={violation.received} ({violation.number})"
     )
+
+
+def busiest_second(rows: list[dict[str, Any]]) -> int:
+    """The most messages TWS received from one connection in any sliding second, from journal rows
+    (`t`, `conn`): how a test or a soak sees the bridge's pacing as TWS sees it."""
+    by_conn: dict[Any, list[float]] = {}
+    for row in rows:
+        by_conn.setdefault(row["conn"], []).append(row["t"])
+    worst = 0
+    for times in by_conn.values():
+        times.sort()
+        j = 0
+        for i, t in enumerate(times):
+            while times[j] <= t - 1.0:
+                j += 1
+            worst = max(worst, i - j + 1)
+    return worst
