@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 
 from . import config
+from .curve import CurveError
 from .metrics import Metrics
 from .service import Bridge
 
@@ -32,6 +33,8 @@ async def serve(settings: config.Settings) -> None:
     bridge = Bridge(settings, metrics)
     try:
         bridge.bind()
+    except CurveError as exc:
+        raise SystemExit(f"tws-bridge: {exc}") from None
     except Exception as exc:  # zmq.ZMQError for a taken or malformed endpoint
         raise SystemExit(f"tws-bridge: cannot bind {settings.pub} / {settings.rep}: {exc}") from None
     address = settings.metrics_address

@@ -32,6 +32,9 @@ class Settings:
     lookups_per_client: int = 32
     unknown_instrument_ttl: float = 600.0
     pub_hwm: int = 20_000  # messages per subscriber queued before ZeroMQ drops (docs/bus.md, Slow subscribers)
+    curve_secret_key: str = ""  # the bridge's secret key file: CURVE on both sockets (docs/bus.md, Security)
+    curve_clients: str = ""  # directory of allowed client public keys (*.key)
+    allow_plaintext_remote: bool = False  # bind a non-loopback address without CURVE
     log_level: str = "INFO"
 
     @property
@@ -120,6 +123,19 @@ def parser() -> argparse.ArgumentParser:
         help="messages queued per subscriber that does not keep up, before ZeroMQ drops its messages "
         "(bounds the memory a stuck subscriber costs; default 20000)",
     )
+    p.add_argument(
+        "--curve-secret-key",
+        metavar="FILE",
+        help="the bridge's secret key file (python -m bridge.keys makes one): encrypt and authenticate both "
+        "sockets with CURVE; needs --curve-clients",
+    )
+    p.add_argument("--curve-clients", metavar="DIR", help="directory of the client public keys (*.key) allowed in")
+    p.add_argument(
+        "--allow-plaintext-remote",
+        action="store_const",
+        const=True,
+        help="bind a non-loopback address without CURVE (anyone who can reach it can subscribe; logged as a warning)",
+    )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
     return p
 
@@ -149,4 +165,6 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     settings = replace(Settings(), **values)
     if settings.pub_hwm < 1:  # ZeroMQ takes 0 as "no limit": a stuck subscriber could take all memory
         raise SystemExit(f"tws-bridge: pub_hwm is {settings.pub_hwm}; it must be at least 1 (default 20000)")
+    if bool(settings.curve_secret_key) != bool(settings.curve_clients):
+        raise SystemExit("tws-bridge: CURVE needs both --curve-secret-key and --curve-clients")
     return settings

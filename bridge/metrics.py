@@ -120,6 +120,16 @@ class Metrics:
         self.pub_connections = Gauge(
             "twsbridge_pub_connections", "TCP connections to the PUB socket now (subscribers).", registry=r
         )
+        self.bus_handshake_failures = Counter(
+            "twsbridge_bus_handshake_failures",
+            "Connections to the bus refused in the handshake: reason 'auth' (CURVE key not allowed), 'protocol' "
+            "(no CURVE, or another mechanism), 'other'.",
+            ["socket", "reason"],
+            registry=r,
+        )
+        for socket in ("pub", "rep"):
+            for reason in ("auth", "protocol", "other"):
+                self.bus_handshake_failures.labels(socket, reason)
 
     def bad_request(self, reason: str) -> None:
         self.bad_requests.labels(reason if reason in BAD_REQUEST_REASONS else "other").inc()

@@ -25,6 +25,7 @@ from . import outages as out
 from . import payload as pl
 from .book import Line, LineKey, SubscriptionBook
 from .config import Settings
+from .curve import BusSecurity, CurveError, is_local
 from .fairness import SYSTEM, RefusalCache
 from .hints import NOT_FATAL_FOR_A_LINE, hint
 from .instruments import instrument_key
@@ -44,7 +45,7 @@ QUALIFY_TIMEOUT = 5.0
 FIRST_ANSWER_WAIT = 1.0  # how long a new line's subscribe waits for TWS's first data or refusal
 STATE_TOPIC = b"state"
 INTERNAL_ERROR = "the bridge failed on this request (an internal error, logged); retry, or report it"
-_MONITOR = "inproc://pub-monitor"  # inproc names are per context, and each Bridge has its own
+_HANDSHAKE_FAILURES = {zmq.EVENT_HANDSHAKE_FAILED_AUTH: "auth", zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "protocol"}
 _SNDMORE = int(zmq.SNDMORE)
 
 
@@ -106,11 +107,26 @@ class Bridge:
         self._tasks: list[asyncio.Task[None]] = []
         self._answering: set[asyncio.Task[None]] = set()
         self.tws_ready = False  # nextValidId seen on the current connection
+        self.security: BusSecurity | None = None
         self.last_tws_error: dict[str, object] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     def bind(self) -> None:
+        """Bind both sockets: CURVE when configured; a non-loopback address without it only when allowed."""
+        s = self.settings
+        if s.curve_secret_key:
+            self.security = BusSecurity.from_files(s.curve_secret_key, s.curve_clients)
+            self.security.start(self._ctx, [self.pub, self.router])
+            log.info("CURVE on the bus: clients need a key from %s", escape(s.curve_clients))
+        else:
+            remote = [endpoint for endpoint in (s.pub, s.rep) if not is_local(endpoint)]
+            if remote and not s.allow_plaintext_remote:
+                raise CurveError(f"{', '.join(remote)} can be reached from other hosts: give CURVE keys "
+                                 "(--curve-secret-key, --curve-clients) or --allow-plaintext-remote")  # fmt: skip
+            if remote:
+                log.warning("the bus binds %s without CURVE: anyone who can reach it may subscribe and cancel",
+                            ", ".join(remote))  # fmt: skip
         self.pub.bind(self.settings.pub)
         self.router.bind(self.settings.rep)
         log.info("publishing data on %s, taking requests on %s (epoch %s, PUB high-water mark %d messages)",
@@ -123,7 +139,8 @@ class Bridge:
             asyncio.create_task(self.tws.run(), name="tws"),
             asyncio.create_task(self._serve_requests(), name="requests"),
             asyncio.create_task(self._expire_leases(), name="leases"),
-            asyncio.create_task(self._watch_subscribers(), name="pub monitor"),
+            asyncio.create_task(self._watch_bus(self.pub, "pub"), name="pub monitor"),
+            asyncio.create_task(self._watch_bus(self.router, "rep"), name="rep monitor"),
         ]
         await stop.wait()
         await self.shutdown()
@@ -145,6 +162,8 @@ class Bridge:
         self._close_monitor()
         self.router.close()
         self.pub.close()
+        if self.security is not None:
+            self.security.stop()
         self._ctx.term()
 
     async def _cancel_all_at_tws(self) -> None:
@@ -656,26 +675,36 @@ class Bridge:
 
     # --- subscribers on the PUB socket -------------------------------------------------------------
 
-    async def _watch_subscribers(self) -> None:
-        """Count connections to the PUB socket from its monitor events (twsbridge_pub_connections).
-        ZeroMQ tells nobody which subscriber is slow or what it dropped; docs/bus.md, Slow subscribers."""
-        events = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
-        self.pub.monitor(_MONITOR, events)
+    async def _watch_bus(self, sock: zmq.Socket, name: str) -> None:
+        """Monitor events of a bus socket: connections to PUB (twsbridge_pub_connections; ZeroMQ tells
+        nobody which subscriber is slow, docs/bus.md, Slow subscribers) and refused handshakes."""
+        events = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+        events |= zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+        if sock is self.pub:
+            events |= zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+        endpoint = f"inproc://{name}-monitor"  # inproc names are per context; each Bridge has its own
+        sock.monitor(endpoint, events)
         monitor = self._async_ctx.socket(zmq.PAIR)
         monitor.setsockopt(zmq.LINGER, 0)
-        monitor.connect(_MONITOR)
+        monitor.connect(endpoint)
         connections = 0
         try:
             while True:
                 event = parse_monitor_message(await monitor.recv_multipart())["event"]
-                connections = connections + 1 if event == zmq.EVENT_ACCEPTED else max(0, connections - 1)
-                self.metrics.pub_connections.set(connections)
+                if event in (zmq.EVENT_ACCEPTED, zmq.EVENT_DISCONNECTED):
+                    connections = connections + 1 if event == zmq.EVENT_ACCEPTED else max(0, connections - 1)
+                    self.metrics.pub_connections.set(connections)
+                else:
+                    reason = _HANDSHAKE_FAILURES.get(event, "other")
+                    self.metrics.bus_handshake_failures.labels(name, reason).inc()
+                    self._refusal_log.log("refused a connection to the %s socket in the handshake (%s)", name, reason)
         finally:
             monitor.close()
 
     def _close_monitor(self) -> None:
-        with contextlib.suppress(zmq.ZMQError):
-            self.pub.disable_monitor()
+        for sock in (self.pub, self.router):
+            with contextlib.suppress(zmq.ZMQError):
+                sock.disable_monitor()
 
 
 def _op_name(op: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -11,6 +12,8 @@ from collections.abc import Callable, Sequence
 from consumers.client import DEFAULT_LEASE, DEFAULT_TIMEOUT, BridgeError, BusClient, Subscription
 from consumers.config import PUB_ENV, REP_ENV, default_pub, default_rep
 
+SERVER_KEY_ENV = "TWSBRIDGE_SERVER_KEY"
+CLIENT_KEY_ENV = "TWSBRIDGE_CLIENT_KEY"
 KINDS = ("quote", "trades", "alltrades", "bidask", "midpoint", "bars", "depth")
 
 
@@ -29,6 +32,18 @@ def add_bus_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_LEASE,
         help="subscription lease in seconds, renewed at a third (%(default)s)",
     )
+    parser.add_argument(
+        "--server-key",
+        default=os.environ.get(SERVER_KEY_ENV),
+        metavar="FILE",
+        help=f"the bridge's public key file, for a bridge with CURVE on (${SERVER_KEY_ENV})",
+    )
+    parser.add_argument(
+        "--client-key",
+        default=os.environ.get(CLIENT_KEY_ENV),
+        metavar="FILE",
+        help=f"this client's secret key file (python -m bridge.keys makes one; ${CLIENT_KEY_ENV})",
+    )
 
 
 def add_subscription_arguments(parser: argparse.ArgumentParser, kind: str = "quote") -> None:
@@ -46,7 +61,9 @@ def add_stop_arguments(parser: argparse.ArgumentParser, what: str = "updates") -
 
 def client_from_args(args: argparse.Namespace) -> BusClient:
     """A BusClient on the endpoints the flags name, stopped cleanly by SIGINT/SIGTERM."""
-    bus = BusClient(pub=args.pub, rep=args.rep, timeout=args.timeout)
+    bus = BusClient(
+        pub=args.pub, rep=args.rep, timeout=args.timeout, server_key=args.server_key, client_key=args.client_key
+    )
     bus.stop_on_signals()
     return bus
 

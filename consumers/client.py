@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import socket
 import time
@@ -27,6 +28,7 @@ from typing import Any
 
 import msgpack
 import zmq
+import zmq.auth
 
 from consumers.config import default_pub, default_rep
 
@@ -91,6 +93,22 @@ class Message(tuple):
         return self[1]
 
 
+def _curve_options(server_key: str | os.PathLike[str] | None, client_key: str | os.PathLike[str] | None) -> dict:
+    """Socket options for CURVE from ZeroMQ certificate files (python -m bridge.keys writes them)."""
+    if server_key is None and client_key is None:
+        return {}
+    if server_key is None or client_key is None:
+        raise BridgeError("bad_keys", "CURVE needs both the bridge's public key file and this client's secret key file")
+    try:
+        server_public, _ = zmq.auth.load_certificate(server_key)
+        public, secret = zmq.auth.load_certificate(client_key)
+    except (OSError, ValueError) as exc:
+        raise BridgeError("bad_keys", f"cannot read a CURVE key file: {exc}") from None
+    if not secret:
+        raise BridgeError("bad_keys", f"{client_key} holds a public key only; give the client's .key_secret file")
+    return {zmq.CURVE_SERVERKEY: server_public, zmq.CURVE_PUBLICKEY: public, zmq.CURVE_SECRETKEY: secret}
+
+
 class BusClient:
     """Requests over a REQ socket, data over a SUB socket, leases renewed inside recv()."""
 
@@ -101,15 +119,19 @@ class BusClient:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         context: zmq.Context | None = None,
+        server_key: str | os.PathLike[str] | None = None,
+        client_key: str | os.PathLike[str] | None = None,
     ) -> None:
+        """`server_key` (the bridge's public key file) and `client_key` (this client's secret key file)
+        turn on CURVE, for a bridge started with --curve-secret-key (docs/bus.md, Security)."""
         self.pub = pub or default_pub()
         self.rep = rep or default_rep()
         self.timeout = timeout
+        self._curve = _curve_options(server_key, client_key)
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
         self._req: zmq.Socket | None = None
-        self._sub = self._ctx.socket(zmq.SUB)
-        self._sub.setsockopt(zmq.LINGER, 0)
+        self._sub = self._socket(zmq.SUB)
         self._sub.connect(self.pub)
         self.subscriptions: dict[str, Subscription] = {}
         self._topics: Counter[str] = Counter()  # exact topics we asked for (prefix SUB lets variants in)
@@ -131,8 +153,7 @@ class BusClient:
         """Send one request, wait for its reply; raise BridgeError on `ok: false`, BridgeTimeout on silence."""
         timeout = self.timeout if timeout is None else timeout
         if self._req is None:
-            self._req = self._ctx.socket(zmq.REQ)
-            self._req.setsockopt(zmq.LINGER, 0)
+            self._req = self._socket(zmq.REQ)
             self._req.connect(self.rep)
         req = self._req
         try:
@@ -159,6 +180,13 @@ class BusClient:
         if reply.get("ok") is not True:
             raise BridgeError(str(reply.get("code", "unknown")), str(reply.get("error", "request failed")), reply)
         return reply
+
+    def _socket(self, kind: int) -> zmq.Socket:
+        sock = self._ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        for option, value in self._curve.items():
+            sock.setsockopt(option, value)
+        return sock
 
     def _reset_req(self) -> None:
         if self._req is not None:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -174,19 +175,22 @@ class Bridge(Process):
         return sock
 
     def metrics(self) -> dict[str, float]:
-        import urllib.request
-
-        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if line.startswith("twsbridge_"):
-                name, _, value = line.rpartition(" ")
-                out[name] = float(value)
-        return out
+        return scrape(self.metrics_port)
 
     def stop(self) -> None:
         super().stop()
         self.ctx.destroy(linger=0)
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The bridge's own series (twsbridge_*) from its /metrics page, by name with labels."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("twsbridge_"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
 
 
 def recv(sock: zmq.Socket) -> tuple[str, dict[str, Any]]:
