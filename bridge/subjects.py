@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 PREFIX = "twsbridge"
-REQUEST_SUBJECT = "twsbridge.req"  # request/reply: the same ops as the REQ socket
+REQUEST_SUBJECT = "twsbridge_req"  # request/reply, the REQ socket's ops; outside the stream's `twsbridge.>`
 _PLAIN = re.compile(r"[A-Za-z0-9_]")
 
 

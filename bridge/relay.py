@@ -1,0 +1,288 @@
+"""`python -m bridge.relay --nats URL`: the bus carried onto NATS JetStream for other hosts.
+
+A process of its own, not a bridge option: NATS being slow or down must never touch the bridge's
+hot path, and the bridge keeps no dependency on a NATS client. The relay is a consumer of the bus
+like any other:
+
+- every message on the PUB socket (data topics and `state`) is published to the subject of its
+  topic (`bridge.subjects`), payload unchanged, with headers `Twsbridge-Topic`, `Twsbridge-Seq`
+  and `Nats-Msg-Id` (epoch:topic:seq), into a JetStream stream that keeps the last N messages
+  per subject within a bounded age and size, and drops duplicates by message id (a restarted
+  relay, or two relays, add nothing twice);
+- requests on `twsbridge.req` (NATS request/reply, one msgpack map, the same ops and replies as
+  the REQ socket) are forwarded to the bridge's request socket and answered;
+- between the SUB socket and NATS sits a bounded buffer: when NATS cannot keep up or is away,
+  the newest messages are dropped and counted, never the bridge slowed.
+
+docs/nats.md is the consumer's side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import logging
+import signal
+import ssl
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import zmq
+import zmq.asyncio
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from .logsafe import escape
+from .subjects import PREFIX, REQUEST_SUBJECT, message_id, subject
+
+log = logging.getLogger("tws-bridge.relay")
+
+REPLY_TIMEOUT = 8.0  # the bridge answers within 7 s (docs/bus.md)
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    nats: str
+    pub: str = "tcp://127.0.0.1:5555"
+    rep: str = "tcp://127.0.0.1:5556"
+    stream: str = "TWSBRIDGE"
+    per_subject: int = 1000  # messages kept per subject
+    max_age: float = 24 * 3600.0  # seconds
+    max_bytes: int = 1 << 30
+    duplicate_window: float = 120.0  # seconds JetStream remembers message ids
+    buffer: int = 100_000  # messages between the bus and NATS
+    user: str | None = None
+    password: str | None = None
+    creds: str | None = None
+    tls_ca: str | None = None
+    metrics: str = "127.0.0.1:9109"
+
+
+class RelayError(Exception):
+    """The relay cannot start; the message says why."""
+
+
+class RelayMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.nats_connected = Gauge("twsbridge_relay_nats_connected", "1 while connected to NATS.", registry=r)
+        self.relayed = Counter("twsbridge_relay_messages", "Bus messages published to NATS.", registry=r)
+        self.dropped = Counter(
+            "twsbridge_relay_dropped_messages", "Bus messages dropped: the buffer to NATS was full.", registry=r
+        )
+        self.buffered = Gauge("twsbridge_relay_buffered_messages", "Bus messages waiting for NATS.", registry=r)
+        self.requests = Counter("twsbridge_relay_requests", "Requests forwarded from NATS.", ["outcome"], registry=r)
+
+
+class Relay:
+    def __init__(self, settings: RelaySettings, metrics: RelayMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or RelayMetrics()
+        self._ctx = zmq.asyncio.Context()
+        self._buffer: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(settings.buffer)
+        self._epoch = ""
+        self._dealer: zmq.asyncio.Socket | None = None
+        self._waiting: dict[bytes, asyncio.Future[bytes]] = {}
+        self._ids = itertools.count(1)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        import nats  # the relay's own dependency (pip install tws-bridge[nats])
+
+        s = self.settings
+        try:
+            nc = await nats.connect(
+                s.nats, name="tws-bridge relay", max_reconnect_attempts=-1, reconnect_time_wait=1, **self._auth(),
+                disconnected_cb=self._down, reconnected_cb=self._up, error_cb=self._error,
+                allow_reconnect=True, connect_timeout=5,
+            )  # fmt: skip
+        except Exception as exc:  # nats raises its own types for refused, timed out, bad credentials
+            why = escape(str(exc)) or type(exc).__name__
+            raise RelayError(f"cannot connect to NATS at {escape(s.nats)}: {why}") from None
+        self.metrics.nats_connected.set(1)
+        await self._ensure_stream(nc)
+        sub = self._ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.RCVHWM, 0)  # ours to bound: the buffer below counts what it drops
+        sub.connect(s.pub)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self._dealer = self._ctx.socket(zmq.DEALER)
+        self._dealer.setsockopt(zmq.LINGER, 0)
+        self._dealer.connect(s.rep)
+        tasks = [asyncio.create_task(self._read_replies())]
+        status = msgpack.unpackb(await self._ask(msgpack.packb({"op": "status"})))
+        self._epoch = status.get("epoch", "") if isinstance(status, dict) else ""
+        if not self._epoch:
+            log.warning("the bridge at %s did not answer 'status': message ids wait for its first state message", s.rep)
+        requests = await nc.subscribe(REQUEST_SUBJECT, cb=self._forward)
+        tasks += [asyncio.create_task(self._read_bus(sub)), asyncio.create_task(self._publish(nc))]
+        log.info("relaying %s to %s (stream %s), requests on %s", s.pub, escape(s.nats), s.stream, REQUEST_SUBJECT)
+        await stop.wait()
+        await requests.unsubscribe()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await nc.drain()
+        sub.close()
+        self._dealer.close()
+        self._ctx.term()
+
+    def _auth(self) -> dict[str, Any]:
+        s = self.settings
+        out: dict[str, Any] = {}
+        if s.user is not None:
+            out["user"], out["password"] = s.user, s.password
+        if s.creds is not None:
+            out["user_credentials"] = s.creds
+        if s.tls_ca is not None or s.nats.startswith("tls://"):
+            out["tls"] = ssl.create_default_context(cafile=s.tls_ca)
+        return out
+
+    async def _ensure_stream(self, nc: Any) -> None:
+        from nats.js.api import StreamConfig
+
+        s = self.settings
+        config = StreamConfig(
+            name=s.stream, subjects=[f"{PREFIX}.>"], max_msgs_per_subject=s.per_subject, max_age=s.max_age,
+            max_bytes=s.max_bytes, duplicate_window=s.duplicate_window,
+        )  # fmt: skip
+        js = nc.jetstream()
+        try:
+            await js.add_stream(config)
+        except Exception:  # it exists (maybe with other limits): take ours
+            await js.update_stream(config)
+
+    async def _read_bus(self, sub: zmq.asyncio.Socket) -> None:
+        put = self._buffer.put_nowait
+        while True:
+            topic, payload = await sub.recv_multipart()
+            try:
+                put((topic.decode(), payload))
+            except asyncio.QueueFull:
+                self.metrics.dropped.inc()
+
+    async def _publish(self, nc: Any) -> None:
+        buffer = self._buffer
+        while True:
+            topic, payload = await buffer.get()
+            self.metrics.buffered.set(buffer.qsize())
+            seq, epoch = _seq_and_epoch(payload)
+            if epoch:
+                self._epoch = epoch
+            headers = {"Twsbridge-Topic": topic, "Twsbridge-Seq": str(seq)}
+            if self._epoch and seq:
+                headers["Nats-Msg-Id"] = message_id(self._epoch, topic, seq)
+            await nc.publish(subject(topic), payload, headers=headers)
+            self.metrics.relayed.inc()
+
+    async def _forward(self, msg: Any) -> None:
+        """One NATS request to the bridge and its reply back; the bridge judges the request."""
+        reply = await self._ask(msg.data)
+        if msg.reply:
+            await msg.respond(reply)
+
+    async def _ask(self, body: bytes) -> bytes:
+        """A request on the bridge's request socket (the DEALER's envelope is a key of ours)."""
+        assert self._dealer is not None
+        key = str(next(self._ids)).encode()
+        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._waiting[key] = waiter
+        try:
+            await self._dealer.send_multipart([key, b"", body])
+            reply = await asyncio.wait_for(waiter, REPLY_TIMEOUT)
+            self.metrics.requests.labels("answered").inc()
+            return reply
+        except TimeoutError:
+            self.metrics.requests.labels("timeout").inc()
+            return msgpack.packb({"ok": False, "code": "timeout", "error": "the bridge did not answer the relay"})
+        finally:
+            self._waiting.pop(key, None)
+
+    async def _read_replies(self) -> None:
+        assert self._dealer is not None
+        while True:
+            frames = await self._dealer.recv_multipart()
+            waiter = self._waiting.get(frames[0])
+            if waiter is not None and not waiter.done() and len(frames) == 3:
+                waiter.set_result(frames[2])
+
+    async def _down(self) -> None:
+        self.metrics.nats_connected.set(0)
+        log.warning("NATS connection lost; buffering up to %d messages", self.settings.buffer)
+
+    async def _up(self) -> None:
+        self.metrics.nats_connected.set(1)
+        log.info("NATS connection back")
+
+    async def _error(self, exc: Exception) -> None:
+        log.warning("NATS: %s", escape(str(exc)))
+
+
+def _seq_and_epoch(payload: bytes) -> tuple[int, str]:
+    """The payload's seq and, on state messages, the bridge's epoch (msgpack unpacked once)."""
+    try:
+        body = msgpack.unpackb(payload)
+    except Exception:
+        return 0, ""
+    if not isinstance(body, dict):
+        return 0, ""
+    seq = body.get("seq")
+    epoch = body.get("epoch")
+    return (seq if isinstance(seq, int) else 0), (epoch if isinstance(epoch, str) else "")
+
+
+def parse_args(argv: list[str] | None) -> RelaySettings:
+    p = argparse.ArgumentParser(prog="python -m bridge.relay", description=__doc__.split("\n\n")[0])
+    p.add_argument("--nats", required=True, help="NATS server URL, e.g. nats://127.0.0.1:4222 (tls:// for TLS)")
+    p.add_argument("--pub", default=RelaySettings.pub, help="the bridge's data endpoint (%(default)s)")
+    p.add_argument("--rep", default=RelaySettings.rep, help="the bridge's request endpoint (%(default)s)")
+    p.add_argument("--stream", default=RelaySettings.stream, help="JetStream stream name (%(default)s)")
+    p.add_argument("--per-subject", type=int, default=RelaySettings.per_subject, help="messages kept per subject")
+    p.add_argument("--max-age", type=float, default=RelaySettings.max_age, help="seconds a message is kept")
+    p.add_argument("--max-bytes", type=int, default=RelaySettings.max_bytes, help="the stream's size bound")
+    p.add_argument("--buffer", type=int, default=RelaySettings.buffer, help="messages held while NATS is slow")
+    p.add_argument("--user", help="NATS user (with --password)")
+    p.add_argument("--password", help="NATS password")
+    p.add_argument("--creds", help="NATS credentials file (JWT + nkey)")
+    p.add_argument("--tls-ca", help="CA file for a TLS NATS server")
+    p.add_argument("--metrics", default=RelaySettings.metrics, help="host:port for Prometheus, '' for none")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    a = p.parse_args(argv)
+    for name in ("per_subject", "buffer", "max_bytes"):
+        if getattr(a, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if a.max_age <= 0:
+        p.error("--max-age must be more than 0")
+    logging.basicConfig(level=a.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    fields = {k: v for k, v in vars(a).items() if k != "log_level"}
+    return RelaySettings(**fields)
+
+
+async def _main(settings: RelaySettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    relay = Relay(settings)
+    if settings.metrics:
+        host, _, port = settings.metrics.rpartition(":")
+        start_http_server(int(port), host or "127.0.0.1", registry=relay.metrics.registry)
+    await relay.run(stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse_args(argv)
+    try:
+        asyncio.run(_main(settings))
+    except ModuleNotFoundError:
+        print("python -m bridge.relay: needs the NATS client: pip install 'tws-bridge[nats]'", file=sys.stderr)
+        return 2
+    except (RelayError, OSError) as exc:
+        print(f"python -m bridge.relay: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
