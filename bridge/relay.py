@@ -26,6 +26,7 @@ import logging
 import signal
 import ssl
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,11 @@ class RelayMetrics:
         )
         self.buffered = Gauge("twsbridge_relay_buffered_messages", "Bus messages waiting for NATS.", registry=r)
         self.requests = Counter("twsbridge_relay_requests", "Requests forwarded from NATS.", ["outcome"], registry=r)
+        self.lag = Gauge(
+            "twsbridge_relay_lag_seconds",
+            "Age of the last message handed to NATS: from the bridge reading it to the relay publishing it.",
+            registry=r,
+        )
 
 
 class Relay:
@@ -167,7 +173,7 @@ class Relay:
         while True:
             topic, payload = await buffer.get()
             self.metrics.buffered.set(buffer.qsize())
-            seq, epoch = _seq_and_epoch(payload)
+            seq, epoch, recv_ns = _fields(payload)
             if epoch:
                 self._epoch = epoch
             headers = {"Twsbridge-Topic": topic, "Twsbridge-Seq": str(seq)}
@@ -175,6 +181,8 @@ class Relay:
                 headers["Nats-Msg-Id"] = message_id(self._epoch, topic, seq)
             await nc.publish(subject(topic), payload, headers=headers)
             self.metrics.relayed.inc()
+            if recv_ns:
+                self.metrics.lag.set(max(0.0, (time.time_ns() - recv_ns) / 1e9))
 
     async def _forward(self, msg: Any) -> None:
         """One NATS request to the bridge and its reply back; the bridge judges the request."""
@@ -219,17 +227,20 @@ class Relay:
         log.warning("NATS: %s", escape(str(exc)))
 
 
-def _seq_and_epoch(payload: bytes) -> tuple[int, str]:
-    """The payload's seq and, on state messages, the bridge's epoch (msgpack unpacked once)."""
+def _fields(payload: bytes) -> tuple[int, str, int]:
+    """The payload's seq, the bridge's epoch (state messages carry it) and recv_ns; zeros if absent."""
     try:
         body = msgpack.unpackb(payload)
     except Exception:
-        return 0, ""
+        return 0, "", 0
     if not isinstance(body, dict):
-        return 0, ""
-    seq = body.get("seq")
-    epoch = body.get("epoch")
-    return (seq if isinstance(seq, int) else 0), (epoch if isinstance(epoch, str) else "")
+        return 0, "", 0
+    seq, epoch, recv_ns = body.get("seq"), body.get("epoch"), body.get("recv_ns")
+    return (
+        seq if isinstance(seq, int) else 0,
+        epoch if isinstance(epoch, str) else "",
+        recv_ns if isinstance(recv_ns, int) else 0,
+    )
 
 
 def parse_args(argv: list[str] | None) -> RelaySettings:

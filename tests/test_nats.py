@@ -7,6 +7,7 @@ process is the remote consumer, on nats-py only (no ZeroMQ), next to a local Zer
 from __future__ import annotations
 
 import asyncio
+import itertools
 import shutil
 import time
 from collections.abc import Iterator
@@ -63,6 +64,20 @@ def relay(tmp_path: Path, bridge: Bridge, server: NatsServer) -> Iterator[Relay]
 
 async def _request(nc: Any, body: bytes) -> dict[str, Any]:
     return msgpack.unpackb((await nc.request(REQUEST_SUBJECT, body, timeout=10)).data)
+
+
+async def stored_seqs(url: str, subject_: str) -> list[int]:
+    """The bus seqs of every message the stream holds for `subject_`, in stream order."""
+    nc = await nats.connect(url)
+    psub = await nc.jetstream().pull_subscribe(subject_)
+    seqs: list[int] = []
+    try:
+        while True:
+            seqs += [int(m.headers["Twsbridge-Seq"]) for m in await psub.fetch(500, timeout=2)]
+    except nats.errors.TimeoutError:
+        pass
+    await nc.close()
+    return seqs
 
 
 def test_a_nats_consumer_subscribes_and_gets_what_a_zeromq_consumer_gets(
@@ -134,19 +149,7 @@ def test_two_relays_store_each_message_once(tmp_path: Path, bridge: Bridge, serv
     finally:
         second.stop()
 
-    async def stored() -> list[int]:
-        nc = await nats.connect(server.url)
-        psub = await nc.jetstream().pull_subscribe("twsbridge.quote.BTC-CRYPTO-PAXOS-USD")
-        seqs: list[int] = []
-        try:
-            while True:
-                seqs += [int(m.headers["Twsbridge-Seq"]) for m in await psub.fetch(500, timeout=2)]
-        except nats.errors.TimeoutError:
-            pass
-        await nc.close()
-        return seqs
-
-    seqs = asyncio.run(stored())
+    seqs = asyncio.run(stored_seqs(server.url, "twsbridge.quote.BTC-CRYPTO-PAXOS-USD"))
     assert len(seqs) > 50 and len(seqs) == len(set(seqs)), "JetStream kept one copy of each message"
 
 
@@ -176,3 +179,23 @@ def test_the_request_subject_refuses_garbage_like_the_request_socket(server: Nat
     *bad, pong = asyncio.run(ask())
     assert [r["code"] for r in bad] == ["bad_request"] * 3
     assert pong["ok"] and "pong" in pong
+
+
+def test_a_restarted_relay_carries_on_and_the_stream_keeps_what_it_had(
+    tmp_path: Path, bridge: Bridge, server: NatsServer, relay: Relay
+) -> None:
+    assert bridge.request({"op": "subscribe", "instrument": "BTC.CRYPTO", "lease": 60})["ok"]
+    wait_for(lambda: relay.metrics().get("twsbridge_relay_messages_total", 0) > 30, 15, "relaying")
+    relay.stop()
+    again = Relay(tmp_path, bridge, server.url, name="relay-again")
+    try:
+        wait_for(lambda: again.metrics().get("twsbridge_relay_messages_total", 0) > 30, 15, "relaying again")
+        assert again.metrics()["twsbridge_relay_lag_seconds"] < 5
+    finally:
+        again.stop()
+
+    seqs = asyncio.run(stored_seqs(server.url, "twsbridge.quote.BTC-CRYPTO-PAXOS-USD"))
+    assert len(seqs) == len(set(seqs)) and seqs == sorted(seqs), "no duplicate, in order"
+    assert seqs[0] == 1, "what the first relay stored is still there"
+    gap = [b - a for a, b in itertools.pairwise(seqs) if b - a > 1]
+    assert len(gap) <= 1, "one window while no relay ran, and none elsewhere"
