@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import logging
 import signal
@@ -71,9 +72,11 @@ class RelayMetrics:
         self.nats_connected = Gauge("twsbridge_relay_nats_connected", "1 while connected to NATS.", registry=r)
         self.relayed = Counter("twsbridge_relay_messages", "Bus messages published to NATS.", registry=r)
         self.dropped = Counter(
-            "twsbridge_relay_dropped_messages", "Bus messages dropped: the buffer to NATS was full.", registry=r
+            "twsbridge_relay_dropped_messages",
+            "Bus messages the relay did not carry: seq gaps on its SUB socket (its buffer was full), or NATS's "
+            "outgoing buffer full while NATS was away.",
+            registry=r,
         )
-        self.buffered = Gauge("twsbridge_relay_buffered_messages", "Bus messages waiting for NATS.", registry=r)
         self.requests = Counter("twsbridge_relay_requests", "Requests forwarded from NATS.", ["outcome"], registry=r)
         self.lag = Gauge(
             "twsbridge_relay_lag_seconds",
@@ -87,7 +90,7 @@ class Relay:
         self.settings = settings
         self.metrics = metrics or RelayMetrics()
         self._ctx = zmq.asyncio.Context()
-        self._buffer: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(settings.buffer)
+        self._last_seq: dict[str, int] = {}
         self._epoch = ""
         self._dealer: zmq.asyncio.Socket | None = None
         self._waiting: dict[bytes, asyncio.Future[bytes]] = {}
@@ -108,9 +111,10 @@ class Relay:
             raise RelayError(f"cannot connect to NATS at {escape(s.nats)}: {why}") from None
         self.metrics.nats_connected.set(1)
         await self._ensure_stream(nc)
-        sub = self._ctx.socket(zmq.SUB)
+        # A plain (not asyncio) SUB socket read in batches: per-message futures cost more than NATS.
+        sub = zmq.Context.instance().socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.RCVHWM, 0)  # ours to bound: the buffer below counts what it drops
+        sub.setsockopt(zmq.RCVHWM, s.buffer)  # the bound: beyond it ZeroMQ drops, and seq gaps count it
         sub.connect(s.pub)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         self._dealer = self._ctx.socket(zmq.DEALER)
@@ -122,7 +126,7 @@ class Relay:
         if not self._epoch:
             log.warning("the bridge at %s did not answer 'status': message ids wait for its first state message", s.rep)
         requests = await nc.subscribe(REQUEST_SUBJECT, cb=self._forward)
-        tasks += [asyncio.create_task(self._read_bus(sub)), asyncio.create_task(self._publish(nc))]
+        tasks.append(asyncio.create_task(self._pump(sub, nc)))
         log.info("relaying %s to %s (stream %s), requests on %s", s.pub, escape(s.nats), s.stream, REQUEST_SUBJECT)
         await stop.wait()
         await requests.unsubscribe()
@@ -130,7 +134,6 @@ class Relay:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await nc.drain()
-        sub.close()
         self._dealer.close()
         self._ctx.term()
 
@@ -159,30 +162,48 @@ class Relay:
         except Exception:  # it exists (maybe with other limits): take ours
             await js.update_stream(config)
 
-    async def _read_bus(self, sub: zmq.asyncio.Socket) -> None:
-        put = self._buffer.put_nowait
-        while True:
-            topic, payload = await sub.recv_multipart()
-            try:
-                put((topic.decode(), payload))
-            except asyncio.QueueFull:
-                self.metrics.dropped.inc()
+    async def _pump(self, sub: zmq.Socket, nc: Any) -> None:
+        """Bus to NATS: drain what the SUB socket holds, publish each, wait on its descriptor."""
+        loop = asyncio.get_running_loop()
+        readable = asyncio.Event()
+        loop.add_reader(sub.getsockopt(zmq.FD), readable.set)
+        try:
+            while True:
+                readable.clear()
+                carried = 0
+                while sub.getsockopt(zmq.EVENTS) & zmq.POLLIN:  # the FD signals edges: drain to empty
+                    topic, payload = sub.recv_multipart(zmq.NOBLOCK)
+                    await self._carry(nc, topic.decode(), payload)
+                    carried += 1
+                    if carried % 256 == 0:
+                        await asyncio.sleep(0)  # let NATS's writer and the request handler run
+                if not sub.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(readable.wait(), 1.0)
+        finally:
+            loop.remove_reader(sub.getsockopt(zmq.FD))
+            sub.close()
 
-    async def _publish(self, nc: Any) -> None:
-        buffer = self._buffer
-        while True:
-            topic, payload = await buffer.get()
-            self.metrics.buffered.set(buffer.qsize())
-            seq, epoch, recv_ns = _fields(payload)
-            if epoch:
-                self._epoch = epoch
-            headers = {"Twsbridge-Topic": topic, "Twsbridge-Seq": str(seq)}
-            if self._epoch and seq:
-                headers["Nats-Msg-Id"] = message_id(self._epoch, topic, seq)
+    async def _carry(self, nc: Any, topic: str, payload: bytes) -> None:
+        seq, epoch, recv_ns = _fields(payload)
+        if epoch:
+            self._epoch = epoch
+        last = self._last_seq.get(topic)
+        if last is not None and seq > last + 1:
+            self.metrics.dropped.inc(seq - last - 1)  # the SUB socket's bound was reached
+        if seq:
+            self._last_seq[topic] = seq
+        headers = {"Twsbridge-Topic": topic, "Twsbridge-Seq": str(seq)}
+        if self._epoch and seq:
+            headers["Nats-Msg-Id"] = message_id(self._epoch, topic, seq)
+        try:
             await nc.publish(subject(topic), payload, headers=headers)
-            self.metrics.relayed.inc()
-            if recv_ns:
-                self.metrics.lag.set(max(0.0, (time.time_ns() - recv_ns) / 1e9))
+        except Exception:  # NATS away long enough to fill nats-py's outgoing buffer
+            self.metrics.dropped.inc()
+            return
+        self.metrics.relayed.inc()
+        if recv_ns:
+            self.metrics.lag.set(max(0.0, (time.time_ns() - recv_ns) / 1e9))
 
     async def _forward(self, msg: Any) -> None:
         """One NATS request to the bridge and its reply back; the bridge judges the request."""
