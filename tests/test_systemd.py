@@ -6,13 +6,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgpack
 import pytest
+import zmq
 
 from bridge import sdnotify
 from tests.harness import ROOT, Process, Simulator, free_port
@@ -127,3 +131,61 @@ def test_a_config_file_named_but_missing_is_a_one_line_error(tmp_path: Path) -> 
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [f"tws-bridge: cannot read config file {missing}: "
                                                   f"[Errno 2] No such file or directory: '{missing}'"]  # fmt: skip
+
+
+def filter_set(analyze: str, group: str) -> set[str]:
+    """A systemd syscall group (@system-service, ...) expanded to syscall names."""
+    out = subprocess.run([analyze, "syscall-filter", group], capture_output=True, text=True, timeout=30).stdout
+    names: set[str] = set()
+    for line in out.splitlines()[1:]:
+        entry = line.strip()
+        if entry and not entry.startswith("#"):
+            names |= filter_set(analyze, entry) if entry.startswith("@") else {entry}
+    return names
+
+
+@needs_analyze
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to record the bridge's system calls")
+def test_the_bridge_stays_within_the_units_sandbox(tmp_path: Path) -> None:
+    """No systemd runs here, so the sandbox is checked from the other side: every system call, socket
+    family and memory mapping of a bridge at work is one the unit allows (a denied one kills it)."""
+    trace = tmp_path / "trace"
+    pub, rep, metrics = free_port(), free_port(), free_port()
+    endpoints = ["--pub", f"tcp://127.0.0.1:{pub}", "--rep", f"tcp://127.0.0.1:{rep}"]
+    endpoints += ["--metrics", f"127.0.0.1:{metrics}"]
+    args = ["-f", "-qq", "-o", str(trace), sys.executable, "-m", "bridge", "--simulate", *endpoints]
+    proc = Process("strace", args, tmp_path, program=shutil.which("strace") or "strace")
+    try:
+        ctx = zmq.Context()
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.RCVTIMEO, 30_000)
+        sub.connect(f"tcp://127.0.0.1:{pub}")
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        req = ctx.socket(zmq.REQ)
+        req.setsockopt(zmq.RCVTIMEO, 30_000)
+        req.connect(f"tcp://127.0.0.1:{rep}")
+        req.send(msgpack.packb({"op": "subscribe", "instrument": "AAPL"}))
+        assert msgpack.unpackb(req.recv())["ok"]
+        sub.recv_multipart()  # data flows
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=10) as r:
+            assert b"process_open_fds" in r.read()
+        ctx.destroy(linger=0)
+        children = Path(f"/proc/{proc.proc.pid}/task/{proc.proc.pid}/children").read_text().split()
+        os.kill(int(children[0]), signal.SIGTERM)  # the bridge, as systemd would stop it
+        assert proc.wait(30) == 0, proc.output
+    finally:
+        proc.stop()
+    text = trace.read_text()
+    lines = unit_lines()
+    analyze = ANALYZE or ""
+    allowed: set[str] = set()
+    for entry in (line.split("=", 1)[1] for line in lines if line.startswith("SystemCallFilter=")):
+        groups = set().union(*(filter_set(analyze, g) if g.startswith("@") else {g} for g in entry.lstrip("~").split()))
+        allowed = allowed - groups if entry.startswith("~") else allowed | groups
+    used = set(re.findall(r"^\d+ +(\w+)\(", text, re.M))
+    assert len(used) > 30
+    assert used - allowed == set()
+    families = next(line.split("=", 1)[1].split() for line in lines if line.startswith("RestrictAddressFamilies="))
+    assert set(re.findall(r"\bsocket\((AF_\w+)", text)) <= set(families)
+    assert "MemoryDenyWriteExecute=yes" in lines
+    assert not re.search(r"PROT_WRITE\|PROT_EXEC|PROT_EXEC\|PROT_WRITE", text)
