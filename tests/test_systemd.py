@@ -189,3 +189,21 @@ def test_the_bridge_stays_within_the_units_sandbox(tmp_path: Path) -> None:
     assert set(re.findall(r"\bsocket\((AF_\w+)", text)) <= set(families)
     assert "MemoryDenyWriteExecute=yes" in lines
     assert not re.search(r"PROT_WRITE\|PROT_EXEC|PROT_EXEC\|PROT_WRITE", text)
+
+
+def test_readme_install_matches_the_unit() -> None:
+    """The README's install block creates what the unit names: the venv's entry point, the user,
+    the unit's place, and the optional settings file."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("### With systemd", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = unit_lines()
+    exec_start = next(line.split("=", 1)[1] for line in lines if line.startswith("ExecStart="))
+    venv = exec_start.removesuffix("/bin/tws-bridge")
+    assert f"python3 -m venv {venv}\n" in block
+    assert f"{venv}/bin/pip install /path/to/tws-bridge " in block, "installs this checkout, not a package name"
+    user = next(line.split("=", 1)[1] for line in lines if line.startswith("User="))
+    assert re.search(rf"^useradd --system .* {user}$", block, re.M)
+    assert "deploy/systemd/tws-bridge.service /etc/systemd/system/" in block
+    assert "> /etc/tws-bridge/env" in block and "EnvironmentFile=-/etc/tws-bridge/env" in lines
+    assert "systemctl enable --now tws-bridge" in block
+    assert "pip install tws-bridge" not in readme + UNIT.read_text()
