@@ -8,7 +8,7 @@ import signal
 import sys
 from dataclasses import replace
 
-from . import config
+from . import config, sdnotify
 from .curve import CurveError
 from .metrics import Metrics
 from .service import Bridge
@@ -45,7 +45,13 @@ async def serve(settings: config.Settings) -> None:
             raise SystemExit(f"tws-bridge: cannot serve metrics on {settings.metrics}: {exc}") from None
         log.info("Prometheus metrics on http://%s:%d/metrics", *address)
     log.info("connecting to TWS at %s:%d as client id %d", settings.tws_host, settings.tws_port, settings.client_id)
+    # Serving from here on: sockets bound, metrics up; requests are answered whether TWS is up or not.
+    sdnotify.notify("READY=1")
+    interval = sdnotify.watchdog_seconds()
+    watchdog = asyncio.create_task(sdnotify.keep_watchdog_fed(interval)) if interval else None
     await bridge.run(stop)
+    if watchdog is not None:
+        watchdog.cancel()
     if simulator is not None:
         await simulator.stop()
     log.info("stopped")

@@ -27,5 +27,10 @@ HINTS: dict[int, str] = {
 NOT_FATAL_FOR_A_LINE = frozenset({10090, 10167, 10197, 2119, 2104, 2106, 2158})
 
 
+def is_notice(code: int) -> bool:
+    """Informational, not a problem: farm status and other 2100-2199 warnings, 1102 (IB back, data kept)."""
+    return 2100 <= code < 2200 or code == 1102
+
+
 def hint(code: int) -> str:
     return HINTS.get(code, "")

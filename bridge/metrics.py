@@ -9,10 +9,25 @@ from __future__ import annotations
 
 import re
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import prometheus_client
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
 
+from .hints import is_notice
 from .ops import BAD_REQUEST_REASONS
 from .protocol import events as ev
+
+# A `_created` series per counter and histogram doubles the series count for a timestamp nobody
+# queries (Prometheus handles counter resets itself); must run before any metric is made.
+prometheus_client.disable_created_metrics()
 
 # 10 us to 1 s: the hot path is tens of microseconds; a stall shows up in the top buckets.
 LATENCY_BUCKETS = (
@@ -37,6 +52,10 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # process_* (RSS, CPU, fds) and python_* (version, GC), which a custom registry lacks.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         self.received = Counter(
             "twsbridge_tws_messages_received", "Messages decoded from TWS, by kind.", ["kind"], registry=r
         )
@@ -50,7 +69,17 @@ class Metrics:
             "twsbridge_tws_connects", "Completed TWS connections (handshake + startApi).", registry=r
         )
         self.tws_errors = Counter(
-            "twsbridge_tws_errors", "Error and notice messages from TWS, by code.", ["code"], registry=r
+            "twsbridge_tws_errors",
+            "Error messages from TWS, by code (notices are counted in twsbridge_tws_notices_total).",
+            ["code"],
+            registry=r,
+        )
+        self.tws_notices = Counter(
+            "twsbridge_tws_notices",
+            "Informational messages TWS sends as errors, by code: farm status 2100-2199, 1102 (IB connection "
+            "restored, data kept).",
+            ["code"],
+            registry=r,
         )
         self.subscriptions = Gauge("twsbridge_subscriptions", "Consumer subscriptions (leases) held.", registry=r)
         self.lines = Gauge("twsbridge_lines_in_use", "TWS data requests (market-data lines) open.", registry=r)
@@ -135,7 +164,9 @@ class Metrics:
         self.bad_requests.labels(reason if reason in BAD_REQUEST_REASONS else "other").inc()
 
     def tws_error(self, code: int) -> None:
-        self.tws_errors.labels(str(code) if code in KNOWN_TWS_CODES else "other").inc()
+        """Count one TWS error message (msg id 4): as a notice or as an error, so alerts need no regex."""
+        counter = self.tws_notices if is_notice(code) else self.tws_errors
+        counter.labels(str(code) if code in KNOWN_TWS_CODES else "other").inc()
 
     def tws_request_waited(self, request: type, seconds: float) -> None:
         """Label values are our own request type names (bounded), e.g. req_contract_details."""

@@ -27,6 +27,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[Bridge, str]]:
     config = (ROOT / "deploy/prometheus/prometheus.yml").read_text()
     config = config.replace("bridge:9108", f"127.0.0.1:{bridge.metrics_port}").replace("5s", "1s")
     (tmp_path / "prometheus.yml").write_text(config)
+    shutil.copy(ROOT / "deploy/prometheus/alerts.yml", tmp_path / "alerts.yml")  # its rule_files
     port = free_port()
     prom = Process(
         "prometheus",
@@ -79,3 +80,42 @@ def test_every_dashboard_query_is_valid_promql_with_data(stack: tuple[Bridge, st
     for expr in exprs:
         answer = query(url, expr)
         assert answer["status"] == "success", (expr, answer)
+
+
+def rules(url: str) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{url}/api/v1/rules", timeout=5) as r:
+        return [rule for group in json.load(r)["data"]["groups"] for rule in group["rules"]]
+
+
+def test_shipped_alert_rules_load_and_evaluate_against_a_real_bridge(stack: tuple[Bridge, str]) -> None:
+    _, url = stack
+    wait_for(lambda: value(url, "twsbridge_tws_up") == 1, 20, "first scrape")
+    loaded = wait_for(lambda: (r := rules(url)) and all(rule["health"] == "ok" for rule in r) and r, 20,
+                      "every rule evaluated without error")  # fmt: skip
+    assert len(loaded) >= 8
+    assert [rule["name"] for rule in loaded if rule["state"] != "inactive"] == []  # a healthy bridge: no alert
+
+
+def test_dashboard_shows_a_dead_bridge_as_down(stack: tuple[Bridge, str]) -> None:
+    bridge, url = stack
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/tws-bridge.json").read_text())
+    panel = next(p for p in dashboard["panels"] if p["title"] == "Bridge up")
+    expr = panel["targets"][0]["expr"]
+    assert panel["fieldConfig"]["defaults"]["mappings"][0]["options"]["0"]["text"] == "DOWN"
+    wait_for(lambda: value(url, expr) == 1, 20, "the bridge scraped as up")
+    bridge.stop()
+    wait_for(lambda: value(url, expr) == 0, 20, "the stopped bridge scraped as down")
+    assert value(url, "twsbridge_tws_up") is None  # its own series go stale ("No data"); `up` says down
+
+
+def test_outage_panels_have_data(stack: tuple[Bridge, str]) -> None:
+    _, url = stack
+    wait_for(lambda: value(url, "twsbridge_tws_up") == 1, 20, "first scrape")
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/tws-bridge.json").read_text())
+    wanted = {"Bridge up", "TWS linked to IB", "TWS data farms", "Stale topics", "TWS stalls (1h)",
+              "TWS notices by code", "Bridge process: resident memory"}  # fmt: skip
+    panels = [p for p in dashboard["panels"] if p["title"] in wanted]
+    assert len(panels) == len(wanted)
+    for panel in panels:
+        expr = panel["targets"][0]["expr"]
+        wait_for(lambda e=expr: query(url, e)["data"]["result"], 10, f"data for {expr}")
