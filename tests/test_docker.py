@@ -177,46 +177,89 @@ def test_healthcheck_says_unhealthy_while_the_bridge_has_no_tws(image: str) -> N
         assert inspect(cid, "{{.State.ExitCode}}") == "0"
 
 
-def compose_command() -> list[str] | None:
+def compose_command() -> list[str]:
     if docker("compose", "version", timeout=30).returncode == 0:
         return ["docker", "compose"]
     if shutil.which("docker-compose"):
         return ["docker-compose"]
-    return None
+    pytest.skip("neither `docker compose` (plugin) nor `docker-compose` is installed (.ci/docker-engine adds one)")
 
 
-def test_compose_starts_the_simulated_bridge_healthy_and_stops_it(image: str) -> None:
-    compose = compose_command()
-    if compose is None:
-        pytest.skip(
-            "neither `docker compose` (plugin) nor `docker-compose` is installed (.ci/docker-engine installs one)"
-        )
-    pub, rep, metrics = free_port(), free_port(), free_port()
-    env = docker_env() | {
-        "TWSBRIDGE_IMAGE": image,  # the session's build; --no-build below
-        "TWSBRIDGE_PUB_PORT": str(pub),
-        "TWSBRIDGE_REP_PORT": str(rep),
-        "TWSBRIDGE_METRICS_PORT": str(metrics),
-    }
-    project = ["-p", f"twsbridgetest{os.getpid()}", "-f", str(DEPLOY / "docker-compose.yml"), "--profile", "simulate"]
+class Compose:
+    """deploy/docker-compose.yml under a throwaway project name, the bridge's host ports free ones."""
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        cmd = [*compose, *project, *args]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env, cwd=DEPLOY, check=False)
+    def __init__(self, image: str, profile: str, workdir: Path, *extra_files: Path) -> None:
+        self.command = compose_command()
+        self.pub, self.rep, self.metrics = free_port(), free_port(), free_port()
+        self.env = docker_env() | {
+            "TWSBRIDGE_IMAGE": image,  # the session's build; `up --no-build`
+            "TWSBRIDGE_PUB_PORT": str(self.pub),
+            "TWSBRIDGE_REP_PORT": str(self.rep),
+            "TWSBRIDGE_METRICS_PORT": str(self.metrics),
+        }
+        files = [arg for f in (DEPLOY / "docker-compose.yml", *extra_files) for arg in ("-f", str(f))]
+        # The project directory is the test's own: no deploy/.env of a user's, secrets/ made here.
+        self.args = ["-p", f"twsbridgetest{os.getpid()}", *files, "--project-directory", str(workdir)]
+        self.args += ["--profile", profile]
+        self.workdir = workdir
 
-    try:
-        up = run("up", "-d", "--no-build", "bridge-sim")
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [*self.command, *self.args, *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=self.env, cwd=self.workdir)
+
+    def up(self, service: str) -> str:
+        up = self("up", "-d", "--no-build", service)
         assert up.returncode == 0, up.stderr
-        cid = run("ps", "-q", "bridge-sim").stdout.strip()
-        assert cid, "compose started no bridge-sim container"
-        assert ticks_through(pub, rep)
+        cid = self("ps", "-q", service).stdout.strip()
+        assert cid, f"compose started no {service} container"
+        return cid
+
+    def down(self) -> None:
+        self("down", "--remove-orphans", "-t", "15")
+
+
+def test_compose_starts_the_simulated_bridge_healthy_and_stops_it(image: str, tmp_path: Path) -> None:
+    compose = Compose(image, "simulate", tmp_path)
+    try:
+        cid = compose.up("bridge-sim")
+        assert ticks_through(compose.pub, compose.rep)
         assert wait(lambda: inspect(cid, "{{.State.Health.Status}}") == "healthy", 60, "compose healthcheck")
         assert inspect(cid, "{{.HostConfig.RestartPolicy.Name}}") == "unless-stopped"
-        stopped = run("stop", "bridge-sim")
+        stopped = compose("stop", "bridge-sim")
         assert stopped.returncode == 0, stopped.stderr
         assert inspect(cid, "{{.State.ExitCode}}") == "0"
     finally:
-        run("down", "--remove-orphans", "-t", "15")
+        compose.down()
+
+
+# A stand-in for IB Gateway where its socat relay would be: our simulator on ib-gateway:4004, so the
+# gateway profile's own bridge service (command, relay port, depends_on healthy) runs unchanged.
+GATEWAY_STAND_IN = """
+services:
+  ib-gateway:
+    image: ${TWSBRIDGE_IMAGE}
+    entrypoint: ["tws-simulator"]
+    command: ["--host", "0.0.0.0", "--port", "4004"]
+    healthcheck:
+      test: ["CMD", "python", "-c", "import socket; socket.create_connection(('127.0.0.1', 4004), 2)"]
+      interval: 1s
+"""
+
+
+def test_compose_gateway_profile_bridge_reaches_gateway_through_the_relay_port(image: str, tmp_path: Path) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "tws_password").write_text("not-a-password")
+    override = tmp_path / "gateway-stand-in.yml"
+    override.write_text(GATEWAY_STAND_IN)
+    compose = Compose(image, "gateway", tmp_path, override)
+    try:
+        cid = compose.up("bridge")  # starts ib-gateway first and waits for it to be healthy
+        assert ticks_through(compose.pub, compose.rep)
+        tws = request(compose.rep, {"op": "status"})["tws"]
+        assert (tws["host"], tws["port"], tws["connected"]) == ("ib-gateway", 4004, True)
+        assert wait(lambda: inspect(cid, "{{.State.Health.Status}}") == "healthy", 60, "compose healthcheck")
+    finally:
+        compose.down()
 
 
 def test_dockerfile_is_hadolint_clean() -> None:
