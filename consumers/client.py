@@ -110,7 +110,18 @@ class BusClient:
         self._req: zmq.Socket | None = None
         self._sub = self._ctx.socket(zmq.SUB)
         self._sub.setsockopt(zmq.LINGER, 0)
-        self._sub.connect(self.pub)
+        try:  # both endpoints now, so a malformed one is one clear error here rather than a traceback later
+            self._sub.connect(self.pub)
+            self._new_req()
+        except zmq.ZMQError as exc:
+            self._reset_req()
+            self._sub.close(linger=0)
+            if self._own_ctx:
+                self._ctx.term()
+            raise BridgeError(
+                "bad_endpoint",
+                f"cannot connect to {self.pub} / {self.rep}: {exc} (endpoints look like tcp://HOST:PORT)",
+            ) from None
         self.subscriptions: dict[str, Subscription] = {}
         self._topics: Counter[str] = Counter()  # exact topics we asked for (prefix SUB lets variants in)
         self._prefixes: Counter[str] = Counter()  # raw prefixes from listen()
@@ -130,11 +141,7 @@ class BusClient:
     def request(self, msg: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         """Send one request, wait for its reply; raise BridgeError on `ok: false`, BridgeTimeout on silence."""
         timeout = self.timeout if timeout is None else timeout
-        if self._req is None:
-            self._req = self._ctx.socket(zmq.REQ)
-            self._req.setsockopt(zmq.LINGER, 0)
-            self._req.connect(self.rep)
-        req = self._req
+        req = self._new_req() if self._req is None else self._req
         try:
             req.send(msgpack.packb(msg, use_bin_type=True), zmq.NOBLOCK)
             if not req.poll(int(timeout * 1000), zmq.POLLIN):
@@ -159,6 +166,12 @@ class BusClient:
         if reply.get("ok") is not True:
             raise BridgeError(str(reply.get("code", "unknown")), str(reply.get("error", "request failed")), reply)
         return reply
+
+    def _new_req(self) -> zmq.Socket:
+        self._req = self._ctx.socket(zmq.REQ)
+        self._req.setsockopt(zmq.LINGER, 0)
+        self._req.connect(self.rep)
+        return self._req
 
     def _reset_req(self) -> None:
         if self._req is not None:
