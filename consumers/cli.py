@@ -90,9 +90,10 @@ def subscribe_each(bus: BusClient, args: argparse.Namespace, prog: str) -> list[
         try:
             subs.append(bus.subscribe(instrument, args.kind, mdt, args.generic_ticks, args.lease))
         except BridgeError as exc:
-            if exc.code == "timeout":
+            if exc.code in ("timeout", "stopped"):
                 raise
             print(f"{prog}: cannot subscribe {instrument}: {exc.error} [{exc.code}]", file=sys.stderr, flush=True)
+            exc.reported = True  # type: ignore[attr-defined]  # run() does not say it again
             last = exc
     if not subs and last is not None:
         raise last
@@ -118,7 +119,10 @@ def run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[s
     try:
         return main(argv)
     except BridgeError as exc:
-        print(f"{prog}: {exc.error} [{exc.code}]", file=sys.stderr, flush=True)
+        if exc.code == "stopped":
+            return 130
+        if not getattr(exc, "reported", False):
+            print(f"{prog}: {exc.error} [{exc.code}]", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:  # a second Ctrl-C while shutting down
         return 130

@@ -4,6 +4,10 @@
 
 Each line shows the instrument's current bid/ask/last (kept from tick_price/tick_size events, seeded
 from the subscribe reply's `latest`), what changed, and how old the tick is.
+
+TWS sends bid and ask as separate ticks, so for the moment between the two a quote can show a bid
+above its ask: the printer marks such a line `crossed` (and says why, once), or with --consistent
+prints quotes only when bid <= ask.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ from consumers.client import Message
 
 PROG = "printer"
 QUOTE_FIELDS = ("bid", "bid_size", "ask", "ask_size", "last", "last_size")
+CROSSED_NOTE = (
+    "note: a bid above the ask is transient: TWS sends bid and ask as separate ticks, so one side can be "
+    "new and the other not yet; the next tick settles it (--consistent prints quotes only when bid <= ask)"
+)
 
 
 def fmt(x: Any) -> str:
@@ -47,6 +55,7 @@ class QuoteBook:
 
     def __init__(self) -> None:
         self.state: dict[str, dict[str, Any]] = {}
+        self.noted_crossed = False  # the crossed-quote note is printed once per run
 
     def seed(self, topic: str, latest: dict[str, Any]) -> None:
         quote = self.state.setdefault(topic, {})
@@ -63,6 +72,12 @@ class QuoteBook:
                 quote[f"{tick}_size"] = payload["size"]
         elif event == "tick_size" and tick in QUOTE_FIELDS:
             quote[tick] = payload.get("size")
+
+    def crossed(self, topic: str) -> bool:
+        """Bid above ask: one side has moved and the other's tick has not come yet."""
+        q = self.state.get(topic, {})
+        bid, ask = q.get("bid"), q.get("ask")
+        return isinstance(bid, int | float) and isinstance(ask, int | float) and 0 < ask < bid
 
     def line(self, topic: str) -> str:
         q = self.state.get(topic, {})
@@ -109,7 +124,17 @@ def describe(payload: dict[str, Any]) -> str:
         return f"error {p.get('code')}: {p.get('message')}" + (f" ({p['hint']})" if p.get("hint") else "")
     if event == "snapshot_end":
         return "[snapshot end]"
+    if event in ("stale", "resumed"):
+        code = f" {p['code']}" if p.get("code") is not None else ""
+        return f"{event} ({p.get('reason')}{code}): {p.get('message') or '-'}"
     return f"[{event}]"
+
+
+def _tws_said(p: dict[str, Any]) -> str:
+    """TWS's code and words, with our hint where there is one."""
+    code = f"{p['code']}: " if p.get("code") is not None else ""
+    hint = f" ({p['hint']})" if p.get("hint") else ""
+    return f"{code}{p.get('message') or '-'}{hint}"
 
 
 def describe_state(p: dict[str, Any]) -> str:
@@ -123,7 +148,16 @@ def describe_state(p: dict[str, Any]) -> str:
         return f"state: subscription {p.get('topic')} {p.get('state')}{why}, consumers {fmt(p.get('consumers'))}"
     if p.get("event") == "error":
         return f"state: {describe(p)}"
-    return f"state: {p.get('event')} {p}"
+    if p.get("event") == "notice":
+        return f"state: TWS notice {_tws_said(p)}"
+    if p.get("event") == "ib_connection":
+        lost = {True: "; TWS lost the data, the bridge requests every line again", False: "; data kept"}
+        return f"state: TWS link to IB {p.get('state')}{lost.get(p.get('data_lost'), '')} ({_tws_said(p)})"
+    if p.get("event") == "farm":
+        return f"state: {p.get('farm')} data farm {p.get('name')} {p.get('state')} ({_tws_said(p)})"
+    meta = ("v", "kind", "event", "seq", "recv_ns", "tws_time", "epoch", "instrument")
+    rest = " ".join(f"{k}={fmt(v)}" for k, v in sorted(p.items()) if k not in meta and v is not None)
+    return f"state: {p.get('event')} {rest}".rstrip()
 
 
 def show_latest(book: QuoteBook, topic: str, instrument: str, latest: dict[str, Any]) -> str:
@@ -137,8 +171,12 @@ def show_latest(book: QuoteBook, topic: str, instrument: str, latest: dict[str, 
     return f"{clock()} {instrument} latest  {fields}"
 
 
-def print_message(book: QuoteBook, msg: Message, out: Any = sys.stdout) -> bool:
-    """Print one message (and any gap before it); True if it was a data update rather than state."""
+def print_message(book: QuoteBook, msg: Message, out: Any = sys.stdout, consistent: bool = False) -> bool:
+    """Print one message (and any gap before it); True if it printed a data update rather than state.
+
+    A crossed quote (bid above ask, between the two sides' ticks) is marked and explained once, or
+    with `consistent` not printed at all.
+    """
     topic, payload = msg
     if msg.lost:
         print(f"{clock()} gap: {msg.lost} messages lost on {topic}", file=out, flush=True)
@@ -149,6 +187,13 @@ def print_message(book: QuoteBook, msg: Message, out: Any = sys.stdout) -> bool:
     if topic.startswith("quote/") and payload.get("event") != "error":
         book.update(topic, payload)
         text = f"{book.line(topic)}  {describe(payload)}"
+        if book.crossed(topic):
+            if consistent:
+                return False
+            if not book.noted_crossed:
+                book.noted_crossed = True
+                print(f"{clock()} {CROSSED_NOTE}", file=out, flush=True)
+            text += "  crossed"
     else:
         text = describe(payload)
     print(f"{clock()} {instrument}  {text}  {age(payload)}".rstrip(), file=out, flush=True)
@@ -162,6 +207,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         epilog="Instruments in short form: AAPL, BTC.CRYPTO, EUR.CASH, ES.FUT.CME.USD.202612 (consumers/README.md).",
     )
     p.add_argument("instruments", nargs="+", metavar="INSTRUMENT")
+    p.add_argument(
+        "--consistent",
+        action="store_true",
+        help="print a quote only when bid <= ask (bid and ask come as separate ticks, so between the two "
+        "a quote can be crossed for a moment)",
+    )
     cli.add_subscription_arguments(p)
     cli.add_stop_arguments(p)
     cli.add_bus_arguments(p)
@@ -179,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         updates = 0
         while not bus.stopped and not deadline.passed() and (args.count is None or updates < args.count):
             msg = bus.recv(deadline.remaining())
-            if msg is not None and print_message(book, msg):
+            if msg is not None and print_message(book, msg, consistent=args.consistent):
                 updates += 1
     return 0
 
