@@ -9,6 +9,7 @@ import logging
 import signal
 
 from bridge.config import argparse_type, parse_log_level, parse_port
+from bridge.instruments import instrument_key
 from bridge.protocol import MAX_SUPPORTED, MIN_SUPPORTED
 
 from . import limits
@@ -118,12 +119,12 @@ async def _run(args: argparse.Namespace) -> None:
 
 
 def list_instruments() -> str:
-    """One line per instrument: symbol, secType, exchange, primary, currency, conId, local symbol, price."""
-    rows = [("SYMBOL", "SECTYPE", "EXCHANGE", "PRIMARY", "CURRENCY", "CONID", "LOCALSYMBOL", "PRICE")]
+    """One line per instrument: the short form to subscribe with (its key), then its contract fields and price."""
+    rows = [("INSTRUMENT", "SYMBOL", "SECTYPE", "EXCHANGE", "PRIMARY", "CURRENCY", "CONID", "LOCALSYMBOL", "PRICE")]
     for inst in CATALOGUE:
         c = inst.contract
-        rows.append((c.symbol, c.sec_type, c.exchange, c.primary_exchange or "-", c.currency, str(c.con_id),
-                     c.local_symbol, f"{inst.start_price:.10g}"))  # fmt: skip
+        rows.append((instrument_key(c), c.symbol, c.sec_type, c.exchange, c.primary_exchange or "-", c.currency,
+                     str(c.con_id), c.local_symbol, f"{inst.start_price:.10g}"))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(f"{v:<{w}}" for v, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
