@@ -24,14 +24,16 @@ _DATED = {"FUT", "OPT", "FOP", "FWD", "WAR"}
 
 # What users type before they know IB's names, and the form TWS understands (`suggest`).
 CURRENCIES = frozenset(
-    "USD EUR GBP JPY CHF AUD CAD NZD HKD SGD SEK NOK DKK CNH MXN ZAR PLN CZK HUF ILS TRY KRW INR".split()
+    {"USD", "EUR", "GBP", "JPY", "CHF", "AUD", "CAD", "NZD", "HKD", "SGD", "SEK", "NOK"}
+    | {"DKK", "CNH", "MXN", "ZAR", "PLN", "CZK", "HUF", "ILS", "TRY", "KRW", "INR"}
 )
 CRYPTOS = {"BTC": "PAXOS", "ETH": "PAXOS", "LTC": "PAXOS", "BCH": "PAXOS"}
 FUTURE_EXCHANGES = {
-    **dict.fromkeys("ES MES NQ MNQ RTY M2K 6E 6J 6B 6A 6C 6S 6N M6E HE LE GF".split(), "CME"),
-    **dict.fromkeys("YM MYM ZB ZN ZF ZT UB ZC ZS ZW ZM ZL".split(), "CBOT"),
-    **dict.fromkeys("CL MCL NG RB HO QM".split(), "NYMEX"),
-    **dict.fromkeys("GC MGC SI SIL HG".split(), "COMEX"),
+    **dict.fromkeys(["ES", "MES", "NQ", "MNQ", "RTY", "M2K", "HE", "LE", "GF"], "CME"),
+    **dict.fromkeys(["6E", "6J", "6B", "6A", "6C", "6S", "6N", "M6E"], "CME"),
+    **dict.fromkeys(["YM", "MYM", "ZB", "ZN", "ZF", "ZT", "UB", "ZC", "ZS", "ZW", "ZM", "ZL"], "CBOT"),
+    **dict.fromkeys(["CL", "MCL", "NG", "RB", "HO", "QM"], "NYMEX"),
+    **dict.fromkeys(["GC", "MGC", "SI", "SIL", "HG"], "COMEX"),
     "VX": "CFE",
 }
 _OPTIONS = {"OPT", "FOP", "WAR"}
