@@ -94,7 +94,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if kind == "bool":
             if isinstance(value, bool):
                 return value
-            return str(value).strip().lower() in ("1", "true", "yes", "on")
+            word = str(value).strip().lower()
+            if word not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+                raise ValueError(word)  # "maybe" is a typo, not a quiet "no"
+            return word in ("1", "true", "yes", "on")
         if kind == "int":
             return int(value)
         if kind == "float":

@@ -204,7 +204,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m consumers.printer",
         description="Print market data from tws-bridge, one line per update.",
-        epilog="Instruments in short form: AAPL, BTC.CRYPTO, EUR.CASH, ES.FUT.CME.USD.202612 (consumers/README.md).",
+        epilog="Instruments in short form: AAPL, BTC.CRYPTO, EUR.CASH (or EUR.USD), ES.FUT.CME.USD.202612 "
+        "(consumers/README.md); python -m bridge.simulator --list shows every instrument the simulator knows.",
     )
     p.add_argument("instruments", nargs="+", metavar="INSTRUMENT")
     p.add_argument(

@@ -52,6 +52,7 @@ CASES = [
     ("bridge-metrics-port", ["-m", "bridge", "--metrics", "127.0.0.1:http"], {}, "port"),
     ("bridge-env-heartbeat", BRIDGE, {"TWSBRIDGE_HEARTBEAT": "-2"}, "heartbeat"),
     ("bridge-env-hwm", BRIDGE, {"TWSBRIDGE_PUB_HWM": "0"}, "pub_hwm"),
+    ("bridge-env-bool", BRIDGE, {"TWSBRIDGE_SIMULATE": "maybe"}, "TWSBRIDGE_SIMULATE"),
     ("bridge-pub-endpoint", [*BRIDGE, "--pub", "localhost:5555"], {}, "cannot bind"),
     ("bridge-config-missing", [*BRIDGE, "--config", "{NOWHERE}"], {}, "config file"),
     ("bridge-env-config-missing", BRIDGE, {"TWSBRIDGE_CONFIG": "{NOWHERE}"}, "config file"),
