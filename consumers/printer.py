@@ -56,6 +56,15 @@ class QuoteBook:
     def __init__(self) -> None:
         self.state: dict[str, dict[str, Any]] = {}
         self.noted_crossed = False  # the crossed-quote note is printed once per run
+        self.mine: set[str] | None = None  # our topics: other consumers' subscription changes are not news here
+        self.refused: set[str] = set()  # topics whose refusal was printed from their `error` event
+
+    def shows(self, state: dict[str, Any]) -> bool:
+        """Whether a subscription state change is worth a line: ours, and not a refusal already printed."""
+        topic = state.get("topic")
+        if self.mine is not None and topic not in self.mine:
+            return False
+        return not (state.get("state") == "failed" and topic in self.refused)
 
     def seed(self, topic: str, latest: dict[str, Any]) -> None:
         quote = self.state.setdefault(topic, {})
@@ -181,9 +190,12 @@ def print_message(book: QuoteBook, msg: Message, out: Any = sys.stdout, consiste
     if msg.lost:
         print(f"{clock()} gap: {msg.lost} messages lost on {topic}", file=out, flush=True)
     if topic == "state" or payload.get("kind") == "state":
-        print(f"{clock()} {describe_state(payload)}", file=out, flush=True)
+        if payload.get("event") != "subscription" or book.shows(payload):
+            print(f"{clock()} {describe_state(payload)}", file=out, flush=True)
         return False
     instrument = payload.get("instrument") or topic
+    if payload.get("event") == "error":
+        book.refused.add(topic)
     if topic.startswith("quote/") and payload.get("event") != "error":
         book.update(topic, payload)
         text = f"{book.line(topic)}  {describe(payload)}"
@@ -226,7 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     deadline = cli.Deadline(args.seconds)
     with cli.client_from_args(args) as bus:
         bus.listen("state")
-        for sub in cli.subscribe_each(bus, args, PROG):
+        subs = cli.subscribe_each(bus, args, PROG)  # a refusal is said here, once, on stderr
+        book.mine = {sub.topic for sub in subs}
+        for sub in subs:
             print(show_latest(book, sub.topic, sub.instrument, sub.latest), flush=True)
         updates = 0
         while not bus.stopped and not deadline.passed() and (args.count is None or updates < args.count):

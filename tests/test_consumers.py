@@ -515,6 +515,26 @@ def test_printer_says_each_refusal_once(bus, consumers, names):
     assert len(err) == len(names), err
 
 
+def test_printer_says_a_refusal_after_subscribing_once_and_leaves_others_subscriptions_out(bus, consumers):
+    p = consumers("printer", "AAPL", "--pub", bus.pub, "--rep", bus.rep)
+    p.expect("latest")
+    topic = "quote/AAPL.STK.SMART.USD"
+    bus.wait_subscribed(topic, "state")
+    other = "depth/MSFT.STK.SMART.USD"  # another consumer's line, refused: not this printer's news
+    bus.publish("state", "subscription", topic=other, data_kind="depth", state="active", consumers=1)
+    bus.publish("state", "subscription", topic=other, data_kind="depth", state="failed", consumers=1, code=309,
+                message="Max number (3) of market depth requests has been reached")  # fmt: skip
+    bus.publish(topic, "error", code=354, message="Requested market data is not subscribed", hint="no permission")
+    bus.publish("state", "subscription", topic=topic, data_kind="quote", state="failed", consumers=1, code=354,
+                message="Requested market data is not subscribed")  # fmt: skip
+    bus.publish("state", "connection", state="disconnected", server_version=0, message="marker")
+    p.expect("state: TWS connection disconnected")
+    assert p.stop(signal.SIGINT) == 0
+    said = [line for line in p.lines if "354" in line]
+    assert len(said) == 1 and "error 354: Requested market data is not subscribed (no permission)" in said[0], said
+    assert not any("MSFT" in line for line in p.lines), p.lines
+
+
 def test_printer_formats_notices_farms_ib_link_and_outage_markers(bus, consumers):
     p = consumers("printer", "AAPL", "--pub", bus.pub, "--rep", bus.rep)
     p.expect("latest")
