@@ -58,6 +58,13 @@ class QuoteBook:
         self.noted_crossed = False  # the crossed-quote note is printed once per run
         self.mine: set[str] | None = None  # our topics: other consumers' subscription changes are not news here
         self.refused: set[str] = set()  # topics whose refusal was printed from their `error` event
+        self.said_code: int | None = None  # code of the farm/IB-link event just printed; its `notice` follows
+
+    def repeats(self, state: dict[str, Any]) -> bool:
+        """The `notice` TWS's words also come in, right after the farm or IB-link event that said them."""
+        event, code = state.get("event"), state.get("code")
+        said, self.said_code = self.said_code, code if event in ("farm", "ib_connection") else None
+        return event == "notice" and code is not None and code == said
 
     def shows(self, state: dict[str, Any]) -> bool:
         """Whether a subscription state change is worth a line: ours, and not a refusal already printed."""
@@ -190,6 +197,8 @@ def print_message(book: QuoteBook, msg: Message, out: Any = sys.stdout, consiste
     if msg.lost:
         print(f"{clock()} gap: {msg.lost} messages lost on {topic}", file=out, flush=True)
     if topic == "state" or payload.get("kind") == "state":
+        if book.repeats(payload):
+            return False
         if payload.get("event") != "subscription" or book.shows(payload):
             print(f"{clock()} {describe_state(payload)}", file=out, flush=True)
         return False

@@ -543,6 +543,7 @@ def test_printer_formats_notices_farms_ib_link_and_outage_markers(bus, consumers
     bus.publish("state", "ib_connection", state="lost", data_lost=None, code=1100, message="Connectivity lost")
     bus.publish("state", "ib_connection", state="restored", data_lost=True, code=1101, message="restored, lost")
     bus.publish("state", "farm", farm="market", name="usfarm", state="broken", code=2103, message="usfarm broken")
+    bus.publish("state", "notice", code=2103, message="usfarm broken", hint="said above")  # the farm line said it
     bus.publish("state", "notice", code=2104, message="Market data farm connection is OK:usfarm", hint="all well")
     bus.publish("state", "brand_new_event", answer=42)
     bus.publish(topic, "stale", reason="tws_down", message="TWS closed the socket", code=None)
@@ -553,6 +554,7 @@ def test_printer_formats_notices_farms_ib_link_and_outage_markers(bus, consumers
     assert p.expect(r"state: brand_new_event").endswith("answer=42")
     p.expect(r"stale \(tws_down\): TWS closed the socket")
     assert not any("{" in line for line in p.lines), "a payload printed as a raw dict"
+    assert sum("2103" in line for line in p.lines) == 1, p.lines
     assert p.stop(signal.SIGINT) == 0
 
 
