@@ -4,6 +4,7 @@ one plain error line and a non-zero exit, never a Python traceback, and does so 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -36,6 +37,7 @@ def _files(tmp: Path) -> dict[str, str]:
 
 
 BRIDGE = ["-m", "bridge", "--metrics", ""]
+LOCAL_BUS = ["-m", "bridge", "--pub", "tcp://127.0.0.1:{FREE}", "--rep", "tcp://127.0.0.1:{FREE2}"]
 SIM = ["-m", "bridge.simulator"]
 PRINTER = ["-m", "consumers.printer", "AAPL"]
 RECORDER = ["-m", "consumers.recorder", "AAPL"]
@@ -54,6 +56,7 @@ CASES = [
     ("bridge-env-hwm", BRIDGE, {"TWSBRIDGE_PUB_HWM": "0"}, "pub_hwm"),
     ("bridge-env-bool", BRIDGE, {"TWSBRIDGE_SIMULATE": "maybe"}, "TWSBRIDGE_SIMULATE"),
     ("bridge-pub-endpoint", [*BRIDGE, "--pub", "localhost:5555"], {}, "cannot bind"),
+    ("bridge-metrics-taken", [*LOCAL_BUS, "--metrics", "127.0.0.1:{TAKEN}"], {}, "cannot serve metrics"),
     ("bridge-config-missing", [*BRIDGE, "--config", "{NOWHERE}"], {}, "config file"),
     ("bridge-env-config-missing", BRIDGE, {"TWSBRIDGE_CONFIG": "{NOWHERE}"}, "config file"),
     ("bridge-config-dir", [*BRIDGE, "--config", "{DIR}"], {}, "config file"),
@@ -70,6 +73,7 @@ CASES = [
     ("sim-faults-missing", [*SIM, "--faults", "{NOWHERE}"], {}, "fault script"),
     ("sim-faults-malformed", [*SIM, "--faults", "{FAULTS}"], {}, "fault script"),
     ("sim-rate", [*SIM, "--rate", "fast"], {}, "--rate"),
+    ("sim-host", [*SIM, "--port", "0", "--host", "no.such.host.invalid"], {}, "cannot start"),
     ("control-port", ["-m", "bridge.simulator.control", "seven", "stall"], {}, "port"),
     ("control-nobody", ["-m", "bridge.simulator.control", "{FREE}", "stall"], {}, "cannot reach"),
     ("control-arg", ["-m", "bridge.simulator.control", "{FREE}", "stall", "seconds"], {}, "key=value"),
@@ -97,10 +101,11 @@ def test_bad_input_is_one_line_and_a_failure(tmp_path: Path, args: list[str], en
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        with socket.socket() as s:
+        with socket.socket() as s, socket.socket() as s2:
             s.bind(("127.0.0.1", 0))
-            free = s.getsockname()[1]
-        fill = {**_files(tmp_path), "TAKEN": str(taken.getsockname()[1]), "FREE": str(free)}
+            s2.bind(("127.0.0.1", 0))
+            free, free2 = s.getsockname()[1], s2.getsockname()[1]
+        fill = {**_files(tmp_path), "TAKEN": str(taken.getsockname()[1]), "FREE": str(free), "FREE2": str(free2)}
         argv = [a.format(**fill) for a in args]
         environ = {k: v for k, v in os.environ.items() if not k.startswith("TWSBRIDGE_")}
         environ.update({k: v.format(**fill) for k, v in env.items()})
@@ -115,6 +120,7 @@ def test_bad_input_is_one_line_and_a_failure(tmp_path: Path, args: list[str], en
     last = err.splitlines()[-1] if err else ""
     assert words.lower() in last.lower(), f"{argv}: the last stderr line does not say {words!r}:\n{err}"
     assert len(last) < 300, f"{argv}: the error line is not short: {last!r}"
-    # An error line, optionally after argparse's usage lines: nothing else (no log chatter, no stack).
-    assert all(line.startswith(("usage:", " ")) for line in err.splitlines()[:-1]), err
+    # One error line, after argparse's usage lines or the program's own timestamped log lines at most.
+    logged = re.compile(r"^(usage:| |\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
+    assert all(logged.match(line) for line in err.splitlines()[:-1]), err
     assert took < 10, f"{argv} took {took:.1f} s to refuse bad input"
