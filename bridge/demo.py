@@ -17,7 +17,7 @@ import time
 import msgpack
 import zmq
 
-from .config import DEFAULT_PUB, DEFAULT_REP
+from consumers.config import default_rep
 
 DEFAULT_INSTRUMENTS = ["BTC.CRYPTO", "AAPL", "EUR.CASH"]
 
@@ -56,24 +56,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="INSTRUMENT",
         help=f"what to print (default: {' '.join(DEFAULT_INSTRUMENTS)})",
     )
-    p.add_argument("printer_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = p.parse_args(argv[:cut])
     args.instruments = args.instruments or DEFAULT_INSTRUMENTS
+    args.printer_args = argv[cut + 1 :]
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    bridge = subprocess.Popen(
-        [sys.executable, "-m", "bridge", "--simulate", "--pub", DEFAULT_PUB, "--rep", DEFAULT_REP]
-    )
+    # Both read the endpoints from TWSBRIDGE_PUB / TWSBRIDGE_REP (and the bridge TWSBRIDGE_METRICS) when set.
+    bridge = subprocess.Popen([sys.executable, "-m", "bridge", "--simulate"])
     printer = None
     try:
-        if not _wait_until_ready(DEFAULT_REP, bridge):
+        if not _wait_until_ready(default_rep(), bridge):
             print("demo: the bridge did not come up; see its log above", file=sys.stderr)
             return 1
-        printer_args = [a for a in args.printer_args if a != "--"]
-        printer = subprocess.Popen([sys.executable, "-m", "consumers.printer", *args.instruments, *printer_args])
+        printer = subprocess.Popen([sys.executable, "-m", "consumers.printer", *args.instruments, *args.printer_args])
         return printer.wait()
     except KeyboardInterrupt:
         return 0

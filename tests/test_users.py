@@ -141,3 +141,28 @@ def test_the_docs_point_at_the_instrument_list_and_the_readme_demo_names_what_wo
     for name in DEFAULT_INSTRUMENTS:
         assert f"`{name}`" in quick, name
     assert "python -m pip install --quiet -e '.[test]'" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.parametrize("instruments", [[], ["ES.FUT.CME.USD.202612", "GBP.USD"]], ids=["default", "readme-others"])
+def test_the_demo_shows_what_the_readme_says(instruments: list[str]) -> None:
+    from tests.harness import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWSBRIDGE_")}
+    env.update(
+        TWSBRIDGE_PUB=f"tcp://127.0.0.1:{free_port()}",
+        TWSBRIDGE_REP=f"tcp://127.0.0.1:{free_port()}",
+        TWSBRIDGE_METRICS=f"127.0.0.1:{free_port()}",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge.demo", *instruments, "--", "--seconds", "3"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    keys = instruments and ["ES.FUT.CME.USD.20261218", "GBP.CASH.IDEALPRO.USD"]
+    for key in keys or ["BTC.CRYPTO.PAXOS.USD", "AAPL.STK.SMART.USD", "EUR.CASH.IDEALPRO.USD"]:
+        assert re.search(rf"^\S+ {re.escape(key)}  bid \d", done.stdout, re.M), f"no ticks for {key}"
+    assert "cannot subscribe" not in done.stderr
