@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import tomllib
 from dataclasses import dataclass, fields, replace
@@ -41,8 +42,50 @@ class Settings:
     def metrics_address(self) -> tuple[str, int] | None:
         if not self.metrics:
             return None
-        host, _, port = self.metrics.rpartition(":")
-        return host or "127.0.0.1", int(port)
+        return parse_host_port(self.metrics)
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def parse_log_level(text: str) -> str:
+    """A logging level name, checked here so a typo is one line and not a traceback from logging."""
+    level = str(text).strip().upper()
+    if level not in LOG_LEVELS or not isinstance(logging.getLevelName(level), int):
+        raise ValueError(f"{text!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def parse_port(text: str | int, allow_zero: bool = False) -> int:
+    """A TCP port, 1..65535 (0 too where it means "pick a free one")."""
+    try:
+        port = int(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{text!r} is not a port number") from None
+    if not (0 if allow_zero else 1) <= port <= 65535:
+        raise ValueError(f"port {port} is outside {0 if allow_zero else 1}..65535")
+    return port
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """`host:port` (or `:port`, meaning 127.0.0.1) for the metrics endpoint."""
+    host, sep, port = str(text).rpartition(":")
+    if not sep:
+        raise ValueError(f"{text!r} is not host:port")
+    return host or "127.0.0.1", parse_port(port)
+
+
+def argparse_type(check: Any) -> Any:
+    """Wrap a parse_* function so argparse reports its ValueError as a one-line usage error."""
+
+    def convert(text: str) -> Any:
+        try:
+            return check(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = check.__name__.removeprefix("parse_").replace("_", " ")
+    return convert
 
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
@@ -54,14 +97,18 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if kind == "bool":
             if isinstance(value, bool):
                 return value
-            return str(value).strip().lower() in ("1", "true", "yes", "on")
+            word = str(value).strip().lower()
+            if word not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+                raise ValueError(word)  # "maybe" is a typo, not a quiet "no"
+            return word in ("1", "true", "yes", "on")
         if kind == "int":
             return int(value)
         if kind == "float":
             return float(value)
         return str(value)
-    except ValueError:
-        raise SystemExit(f"tws-bridge: {source} sets {name} to {value!r}, which is not a {kind}") from None
+    except (TypeError, ValueError):
+        article = "an" if kind == "int" else "a"
+        raise SystemExit(f"tws-bridge: {source} sets {name} to {value!r}, which is not {article} {kind}") from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -148,7 +195,7 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     if config_path:
         try:
             data = tomllib.loads(Path(config_path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise SystemExit(f"tws-bridge: cannot read config file {config_path}: {exc}") from None
         unknown = sorted(set(data) - set(_TYPES))
         if unknown:
@@ -165,6 +212,33 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     settings = replace(Settings(), **values)
     if settings.pub_hwm < 1:  # ZeroMQ takes 0 as "no limit": a stuck subscriber could take all memory
         raise SystemExit(f"tws-bridge: pub_hwm is {settings.pub_hwm}; it must be at least 1 (default 20000)")
+    return check(settings)
+
+
+# Settings that must be above zero: a zero or negative timeout, pace or bound means nothing useful.
+_POSITIVE = ("lease_default", "handshake_timeout", "heartbeat", "tws_timeout", "queue_wait_max", "lookups_per_client")
+_NOT_NEGATIVE = ("client_id", "shutdown_cancel_seconds", "unknown_instrument_ttl")
+
+
+def check(settings: Settings) -> Settings:
+    """Refuse values that would only fail later, deep in a library, with a traceback: say which and why."""
+    problems = []
+    for name in _POSITIVE:
+        if not getattr(settings, name) > 0:
+            problems.append(f"{name} is {getattr(settings, name)}; it must be above 0")
+    for name in _NOT_NEGATIVE:
+        if not getattr(settings, name) >= 0:
+            problems.append(f"{name} is {getattr(settings, name)}; it must be 0 or more")
+    for name, parse in (("tws_port", parse_port), ("log_level", parse_log_level), ("metrics", parse_host_port)):
+        value = getattr(settings, name)
+        if name == "metrics" and not value:
+            continue
+        try:
+            parse(value)
+        except ValueError as exc:
+            problems.append(f"{name}: {exc}")
     if bool(settings.curve_secret_key) != bool(settings.curve_clients):
-        raise SystemExit("tws-bridge: CURVE needs both --curve-secret-key and --curve-clients")
-    return settings
+        problems.append("CURVE needs both --curve-secret-key and --curve-clients")
+    if problems:
+        raise SystemExit("tws-bridge: " + "; ".join(problems))
+    return replace(settings, log_level=parse_log_level(settings.log_level))

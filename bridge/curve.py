@@ -28,9 +28,10 @@ class CurveError(Exception):
 
 
 def is_local(endpoint: str) -> bool:
-    """True for endpoints only this machine can reach: loopback TCP, ipc, inproc."""
-    transport, _, rest = endpoint.partition("://")
-    if transport in ("ipc", "inproc"):
+    """True for endpoints only this machine can reach: loopback TCP, ipc, inproc (and malformed ones,
+    which the bind refuses with its own words)."""
+    transport, sep, rest = endpoint.partition("://")
+    if not sep or transport in ("ipc", "inproc"):
         return True
     host = rest.rpartition(":")[0].strip("[]")
     if host == "localhost":

@@ -21,6 +21,21 @@ DEFAULT_EXCHANGE = {
     "FOP": "CME",
 }
 _DATED = {"FUT", "OPT", "FOP", "FWD", "WAR"}
+
+# What users type before they know IB's names, and the form TWS understands (`suggest`).
+CURRENCIES = frozenset(
+    {"USD", "EUR", "GBP", "JPY", "CHF", "AUD", "CAD", "NZD", "HKD", "SGD", "SEK", "NOK"}
+    | {"DKK", "CNH", "MXN", "ZAR", "PLN", "CZK", "HUF", "ILS", "TRY", "KRW", "INR"}
+)
+CRYPTOS = {"BTC": "PAXOS", "ETH": "PAXOS", "LTC": "PAXOS", "BCH": "PAXOS"}
+FUTURE_EXCHANGES = {
+    **dict.fromkeys(["ES", "MES", "NQ", "MNQ", "RTY", "M2K", "HE", "LE", "GF"], "CME"),
+    **dict.fromkeys(["6E", "6J", "6B", "6A", "6C", "6S", "6N", "M6E"], "CME"),
+    **dict.fromkeys(["YM", "MYM", "ZB", "ZN", "ZF", "ZT", "UB", "ZC", "ZS", "ZW", "ZM", "ZL"], "CBOT"),
+    **dict.fromkeys(["CL", "MCL", "NG", "RB", "HO", "QM"], "NYMEX"),
+    **dict.fromkeys(["GC", "MGC", "SI", "SIL", "HG"], "COMEX"),
+    "VX": "CFE",
+}
 _OPTIONS = {"OPT", "FOP", "WAR"}
 
 # The contract-map keys we accept (IB's names) and the Contract field each fills.
@@ -52,6 +67,8 @@ def parse_short_form(text: str) -> Contract:
             f"instrument {text!r} is not SYMBOL[.SECTYPE[.EXCHANGE[.CURRENCY[.EXPIRY[.STRIKE.RIGHT]]]]]"
         )
     symbol = parts[0]
+    if len(parts) == 2 and symbol in CURRENCIES and parts[1] in CURRENCIES:  # EUR.USD: the pair, as traders write it
+        return Contract(symbol, "CASH", DEFAULT_EXCHANGE["CASH"], parts[1])
     sec_type = parts[1] if len(parts) > 1 else "STK"
     exchange = parts[2] if len(parts) > 2 else DEFAULT_EXCHANGE.get(sec_type, "SMART")
     currency = parts[3] if len(parts) > 3 else "USD"
@@ -69,6 +86,33 @@ def parse_short_form(text: str) -> Contract:
     return Contract(
         symbol, sec_type, exchange, currency, last_trade_date_or_contract_month=expiry, strike=strike, right=right
     )
+
+
+def suggest(text: str) -> str | None:
+    """The short form that works, for a string TWS found nothing for (error 200); None if no better guess.
+
+    `BTC` -> `BTC.CRYPTO`; `EUR` or `EURUSD` -> `EUR.CASH` (IDEALPRO, currency USD); `ES` or `ES.FUT`
+    on the wrong exchange -> `ES.FUT.CME.USD.YYYYMM`, since a future is named with its contract month.
+    """
+    parts = text.strip().upper().split(".")
+    symbol, sec_type = parts[0], parts[1] if len(parts) > 1 else None
+    exchange = parts[2] if len(parts) > 2 else None
+    if sec_type in (None, "STK") and symbol in CRYPTOS:
+        return f"{symbol}.CRYPTO (exchange {CRYPTOS[symbol]}, currency USD)"
+    future = FUTURE_EXCHANGES.get(symbol)
+    if future and (sec_type in (None, "STK") or (sec_type == "FUT" and (exchange or "CME") != future)):
+        return (
+            f"{symbol}.FUT.{future}.USD.YYYYMM: a future is named with its contract month; "
+            f"{symbol}.FUT.{future} answers with the months TWS has"
+        )
+    if sec_type in (None, "STK"):
+        base, quote = (symbol[:3], symbol[3:]) if len(symbol) == 6 else (symbol, "USD")
+        if base in CURRENCIES and quote in CURRENCIES and base != quote:
+            pair = f"{base}.CASH" if quote == "USD" else f"{base}.CASH.IDEALPRO.{quote}"
+            return f"{pair} (the {base}.{quote} pair on IDEALPRO; {base}.{quote} works too)"
+        if symbol == "USD":
+            return "USD.CASH.IDEALPRO.JPY (USD against JPY; IDEALPRO names a pair by its base currency)"
+    return None
 
 
 def parse_contract_map(spec: dict[str, Any]) -> Contract:

@@ -28,7 +28,7 @@ from .config import Settings
 from .curve import BusSecurity, CurveError, is_local
 from .fairness import SYSTEM, RefusalCache
 from .hints import NOT_FATAL_FOR_A_LINE, hint
-from .instruments import instrument_key
+from .instruments import instrument_key, suggest
 from .limits import MAX_FRAME_BYTES
 from .lines import tws_cancel, tws_request
 from .logsafe import Throttled, escape, quote
@@ -516,7 +516,15 @@ class Bridge:
             raise RequestError("not_connected", "TWS is not connected right now; the bridge is reconnecting, retry")
         # One budget for the time this subscribe may wait in our own queue (lookup and new line together).
         deadline = asyncio.get_running_loop().time() + self.settings.queue_wait_max
-        contract = await self._qualify(wanted, client, deadline)
+        try:
+            contract = await self._qualify(wanted, client, deadline)
+        except RequestError as exc:
+            better = suggest(request["instrument"]) if isinstance(request.get("instrument"), str) else None
+            if exc.code != "unknown_instrument" or not better:
+                raise
+            # BTC, EUR, ES typed as users do: name what works (a new error: askers of one lookup share `exc`).
+            extra = {**exc.extra, "suggestion": better.split(" ", 1)[0].rstrip(":")}
+            raise RequestError(exc.code, f"{exc.message}; try {better}", exc.tws_code, extra) from None
         key = LineKey(instrument_key(contract), kind, md_type, generic)
         line, sub_id, is_new = self.book.subscribe(key, contract, next(self._ids), lease, time.monotonic())
         self._update_gauges()

@@ -123,7 +123,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("instruments", nargs="+", metavar="INSTRUMENT")
     p.add_argument("--seconds-per-bar", type=int, default=60, help="bar length (default %(default)s)")
-    p.add_argument("--grace", type=float, default=1.0, help="wait this long after a bar ends for late trades")
+    p.add_argument(
+        "--grace", type=cli.positive_float, default=1.0, help="wait this long after a bar ends for late trades"
+    )
     p.add_argument("--kind", default="trades", choices=("trades", "alltrades"), help="trade stream (%(default)s)")
     p.add_argument("--delayed", action="store_true", help="ask for delayed market data")
     cli.add_stop_arguments(p, "bars")

@@ -17,6 +17,28 @@ CLIENT_KEY_ENV = "TWSBRIDGE_CLIENT_KEY"
 KINDS = ("quote", "trades", "alltrades", "bidask", "midpoint", "bars", "depth")
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a number above zero (a timeout or duration of 0 or less means nothing)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
 def add_bus_arguments(parser: argparse.ArgumentParser) -> None:
     """--pub/--rep (defaults: the bridge's, or $TWSBRIDGE_PUB/$TWSBRIDGE_REP), --timeout, --lease."""
     parser.add_argument("--pub", default=default_pub(), help=f"bridge data endpoint (default %(default)s; ${PUB_ENV})")
@@ -24,11 +46,14 @@ def add_bus_arguments(parser: argparse.ArgumentParser) -> None:
         "--rep", default=default_rep(), help=f"bridge request endpoint (default %(default)s; ${REP_ENV})"
     )
     parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for a bridge reply (%(default)s)"
+        "--timeout",
+        type=positive_float,
+        default=DEFAULT_TIMEOUT,
+        help="seconds to wait for a bridge reply (%(default)s)",
     )
     parser.add_argument(
         "--lease",
-        type=int,
+        type=positive_int,
         default=DEFAULT_LEASE,
         help="subscription lease in seconds, renewed at a third (%(default)s)",
     )
@@ -55,8 +80,8 @@ def add_subscription_arguments(parser: argparse.ArgumentParser, kind: str = "quo
 
 def add_stop_arguments(parser: argparse.ArgumentParser, what: str = "updates") -> None:
     """--count/--seconds: end on their own, handy in scripts and tests."""
-    parser.add_argument("--count", type=int, default=None, help=f"exit after this many {what}")
-    parser.add_argument("--seconds", type=float, default=None, help="exit after this many seconds")
+    parser.add_argument("--count", type=positive_int, default=None, help=f"exit after this many {what}")
+    parser.add_argument("--seconds", type=positive_float, default=None, help="exit after this many seconds")
 
 
 def client_from_args(args: argparse.Namespace) -> BusClient:
@@ -82,9 +107,10 @@ def subscribe_each(bus: BusClient, args: argparse.Namespace, prog: str) -> list[
         try:
             subs.append(bus.subscribe(instrument, args.kind, mdt, args.generic_ticks, args.lease))
         except BridgeError as exc:
-            if exc.code == "timeout":
+            if exc.code in ("timeout", "stopped"):
                 raise
             print(f"{prog}: cannot subscribe {instrument}: {exc.error} [{exc.code}]", file=sys.stderr, flush=True)
+            exc.reported = True  # type: ignore[attr-defined]  # run() does not say it again
             last = exc
     if not subs and last is not None:
         raise last
@@ -110,7 +136,10 @@ def run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[s
     try:
         return main(argv)
     except BridgeError as exc:
-        print(f"{prog}: {exc.error} [{exc.code}]", file=sys.stderr, flush=True)
+        if exc.code == "stopped":
+            return 130
+        if not getattr(exc, "reported", False):
+            print(f"{prog}: {exc.error} [{exc.code}]", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:  # a second Ctrl-C while shutting down
         return 130

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 8.0  # the bridge answers within 7 s (docs/bus.md)
 DEFAULT_LEASE = 30
 RENEW_RETRY_S = 1.0
+CLOSE_TIMEOUT = 0.5  # unsubscribing when leaving: a live bridge answers in milliseconds; a gone one never
 
 
 RENEW_BATCH = 3000  # MAX_RENEW_IDS in docs/bus.md, Limits
@@ -54,6 +55,10 @@ class BridgeError(Exception):
 
 class BridgeTimeout(BridgeError):
     """No reply in time: the bridge is not running, not reachable, or stuck."""
+
+
+class Stopped(BridgeTimeout):
+    """A stop signal (Ctrl-C, SIGTERM) arrived while waiting for a reply: the wait is abandoned."""
 
 
 @dataclass
@@ -132,7 +137,18 @@ class BusClient:
         self._ctx = context or zmq.Context()
         self._req: zmq.Socket | None = None
         self._sub = self._socket(zmq.SUB)
-        self._sub.connect(self.pub)
+        try:  # both endpoints now, so a malformed one is one clear error here rather than a traceback later
+            self._sub.connect(self.pub)
+            self._new_req()
+        except zmq.ZMQError as exc:
+            self._reset_req()
+            self._sub.close(linger=0)
+            if self._own_ctx:
+                self._ctx.term()
+            raise BridgeError(
+                "bad_endpoint",
+                f"cannot connect to {self.pub} / {self.rep}: {exc} (endpoints look like tcp://HOST:PORT)",
+            ) from None
         self.subscriptions: dict[str, Subscription] = {}
         self._topics: Counter[str] = Counter()  # exact topics we asked for (prefix SUB lets variants in)
         self._prefixes: Counter[str] = Counter()  # raw prefixes from listen()
@@ -152,13 +168,10 @@ class BusClient:
     def request(self, msg: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         """Send one request, wait for its reply; raise BridgeError on `ok: false`, BridgeTimeout on silence."""
         timeout = self.timeout if timeout is None else timeout
-        if self._req is None:
-            self._req = self._socket(zmq.REQ)
-            self._req.connect(self.rep)
-        req = self._req
+        req = self._new_req() if self._req is None else self._req
         try:
             req.send(msgpack.packb(msg, use_bin_type=True), zmq.NOBLOCK)
-            if not req.poll(int(timeout * 1000), zmq.POLLIN):
+            if not self._wait_reply(req, timeout):
                 raise BridgeTimeout(
                     "timeout",
                     f"no reply from the bridge at {self.rep} within {timeout:g} s to {msg.get('op')!r}: "
@@ -187,6 +200,35 @@ class BusClient:
         for option, value in self._curve.items():
             sock.setsockopt(option, value)
         return sock
+
+    def _wait_reply(self, req: zmq.Socket, timeout: float) -> bool:
+        """True once the reply is there, False on timeout; a stop signal meanwhile raises Stopped.
+
+        Waiting on the signal wakeup fd too means Ctrl-C never waits out a bridge that is gone. A
+        request made after the stop (the unsubscribes when closing) is not interrupted.
+        """
+        poller = zmq.Poller()
+        poller.register(req, zmq.POLLIN)
+        wake = self._wake_r.fileno() if self._wake_r is not None and not self._stop_flag else None
+        if wake is not None:  # zmq's poll reports plain sockets by their fd
+            poller.register(wake, zmq.POLLIN)
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            events = dict(poller.poll(int(left * 1000) + 1))
+            if req in events:
+                return True
+            if wake is not None and wake in events:
+                self._drain_wake()
+                if self._stop_flag:
+                    raise Stopped("stopped", "stopped while waiting for the bridge")
+
+    def _new_req(self) -> zmq.Socket:
+        self._req = self._socket(zmq.REQ)
+        self._req.connect(self.rep)
+        return self._req
 
     def _reset_req(self) -> None:
         if self._req is not None:
@@ -263,23 +305,23 @@ class BusClient:
         self._next_renew = min(self._next_renew, time.monotonic() + sub.lease / 3)
         return sub
 
-    def unsubscribe(self, id: str) -> None:
+    def unsubscribe(self, id: str, timeout: float | None = None) -> None:
         """Give a lease back; the bridge cancels the TWS request when no one else holds it."""
         sub = self.subscriptions.pop(id, None)
         if sub is not None:
             self._drop_topic(sub.topic)
         if not self.subscriptions:
             self._next_renew = float("inf")
-        self.request({"op": "unsubscribe", "id": id})
+        self.request({"op": "unsubscribe", "id": id}, timeout)
 
-    def renew(self) -> dict[str, Any]:
+    def renew(self, timeout: float | None = None) -> dict[str, Any]:
         """Renew every lease now; ids the bridge no longer knows (it restarted) are subscribed again."""
         if not self.subscriptions:
             return {"ok": True, "renewed": [], "unknown": []}
         ids = list(self.subscriptions)
         reply: dict[str, Any] = {"ok": True, "renewed": [], "unknown": []}
         for at in range(0, len(ids), RENEW_BATCH):  # the bridge takes at most 3000 ids per renew (docs/bus.md)
-            part = self.request({"op": "renew", "ids": ids[at : at + RENEW_BATCH]})
+            part = self.request({"op": "renew", "ids": ids[at : at + RENEW_BATCH]}, timeout)
             reply["renewed"] += part.get("renewed") or []
             reply["unknown"] += part.get("unknown") or []
         for old in reply["unknown"]:
@@ -338,13 +380,19 @@ class BusClient:
         else:
             self._next_renew = float("inf")
 
-    def _renew_if_due(self) -> None:
+    def _renew_if_due(self, deadline: float | None = None) -> None:
+        """Renew when due, waiting for the bridge no longer than recv()'s own deadline allows."""
         now = time.monotonic()
         if now < self._next_renew:
             return
+        timeout = self.timeout if deadline is None else min(self.timeout, deadline - now)
+        if timeout < 0.05:  # recv() is about to return: renew on the next call
+            return
         try:
-            self.renew()
+            self.renew(timeout)
         except BridgeError as exc:
+            if self._stop_flag:
+                return
             log.warning("lease renewal failed: %s; retrying in %g s", exc, RENEW_RETRY_S)
             self._next_renew = time.monotonic() + RENEW_RETRY_S
             return
@@ -355,10 +403,11 @@ class BusClient:
         deadline = None if timeout is None else time.monotonic() + timeout
         poller = zmq.Poller()
         poller.register(self._sub, zmq.POLLIN)
-        if self._wake_r is not None:
-            poller.register(self._wake_r, zmq.POLLIN)
+        wake = self._wake_r.fileno() if self._wake_r is not None else None
+        if wake is not None:  # zmq's poll reports plain sockets by their fd
+            poller.register(wake, zmq.POLLIN)
         while not self._stop_flag:
-            self._renew_if_due()
+            self._renew_if_due(deadline)
             now = time.monotonic()
             wait = self._next_renew - now
             if deadline is not None:
@@ -366,7 +415,7 @@ class BusClient:
             if wait < 0:
                 wait = 0
             events = dict(poller.poll(None if wait == float("inf") else int(wait * 1000) + 1))
-            if self._wake_r is not None and self._wake_r in events:
+            if wake is not None and wake in events:
                 self._drain_wake()
             if self._sub in events:
                 msg = self._read(zmq.NOBLOCK)
@@ -477,8 +526,11 @@ class BusClient:
 
     # -- lifetime ---------------------------------------------------------------------------
 
-    def close(self, unsubscribe: bool = True) -> None:
-        """Unsubscribe every lease (giving up at the first timeout: the bridge is gone) and close sockets."""
+    def close(self, unsubscribe: bool = True, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Unsubscribe every lease (giving up at the first timeout: the bridge is gone) and close sockets.
+
+        Each unsubscribe waits at most `timeout`: a lease not given back ends by itself at the bridge.
+        """
         if self._closed:
             return
         self._closed = True
@@ -486,7 +538,7 @@ class BusClient:
             if unsubscribe:
                 for id in list(self.subscriptions):
                     try:
-                        self.unsubscribe(id)
+                        self.unsubscribe(id, timeout)
                     except BridgeTimeout as exc:
                         log.warning("unsubscribe %s: %s", id, exc)
                         break

@@ -4,6 +4,10 @@
 
 Each line shows the instrument's current bid/ask/last (kept from tick_price/tick_size events, seeded
 from the subscribe reply's `latest`), what changed, and how old the tick is.
+
+TWS sends bid and ask as separate ticks, so for the moment between the two a quote can show a bid
+above its ask: the printer marks such a line `crossed` (and says why, once), or with --consistent
+prints quotes only when bid <= ask.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ from consumers.client import Message
 
 PROG = "printer"
 QUOTE_FIELDS = ("bid", "bid_size", "ask", "ask_size", "last", "last_size")
+CROSSED_NOTE = (
+    "note: a bid above the ask is transient: TWS sends bid and ask as separate ticks, so one side can be "
+    "new and the other not yet; the next tick settles it (--consistent prints quotes only when bid <= ask)"
+)
 
 
 def fmt(x: Any) -> str:
@@ -47,6 +55,23 @@ class QuoteBook:
 
     def __init__(self) -> None:
         self.state: dict[str, dict[str, Any]] = {}
+        self.noted_crossed = False  # the crossed-quote note is printed once per run
+        self.mine: set[str] | None = None  # our topics: other consumers' subscription changes are not news here
+        self.refused: set[str] = set()  # topics whose refusal was printed from their `error` event
+        self.said_code: int | None = None  # code of the farm/IB-link event just printed; its `notice` follows
+
+    def repeats(self, state: dict[str, Any]) -> bool:
+        """The `notice` TWS's words also come in, right after the farm or IB-link event that said them."""
+        event, code = state.get("event"), state.get("code")
+        said, self.said_code = self.said_code, code if event in ("farm", "ib_connection") else None
+        return event == "notice" and code is not None and code == said
+
+    def shows(self, state: dict[str, Any]) -> bool:
+        """Whether a subscription state change is worth a line: ours, and not a refusal already printed."""
+        topic = state.get("topic")
+        if self.mine is not None and topic not in self.mine:
+            return False
+        return not (state.get("state") == "failed" and topic in self.refused)
 
     def seed(self, topic: str, latest: dict[str, Any]) -> None:
         quote = self.state.setdefault(topic, {})
@@ -63,6 +88,12 @@ class QuoteBook:
                 quote[f"{tick}_size"] = payload["size"]
         elif event == "tick_size" and tick in QUOTE_FIELDS:
             quote[tick] = payload.get("size")
+
+    def crossed(self, topic: str) -> bool:
+        """Bid above ask: one side has moved and the other's tick has not come yet."""
+        q = self.state.get(topic, {})
+        bid, ask = q.get("bid"), q.get("ask")
+        return isinstance(bid, int | float) and isinstance(ask, int | float) and 0 < ask < bid
 
     def line(self, topic: str) -> str:
         q = self.state.get(topic, {})
@@ -109,7 +140,17 @@ def describe(payload: dict[str, Any]) -> str:
         return f"error {p.get('code')}: {p.get('message')}" + (f" ({p['hint']})" if p.get("hint") else "")
     if event == "snapshot_end":
         return "[snapshot end]"
+    if event in ("stale", "resumed"):
+        code = f" {p['code']}" if p.get("code") is not None else ""
+        return f"{event} ({p.get('reason')}{code}): {p.get('message') or '-'}"
     return f"[{event}]"
+
+
+def _tws_said(p: dict[str, Any]) -> str:
+    """TWS's code and words, with our hint where there is one."""
+    code = f"{p['code']}: " if p.get("code") is not None else ""
+    hint = f" ({p['hint']})" if p.get("hint") else ""
+    return f"{code}{p.get('message') or '-'}{hint}"
 
 
 def describe_state(p: dict[str, Any]) -> str:
@@ -123,7 +164,16 @@ def describe_state(p: dict[str, Any]) -> str:
         return f"state: subscription {p.get('topic')} {p.get('state')}{why}, consumers {fmt(p.get('consumers'))}"
     if p.get("event") == "error":
         return f"state: {describe(p)}"
-    return f"state: {p.get('event')} {p}"
+    if p.get("event") == "notice":
+        return f"state: TWS notice {_tws_said(p)}"
+    if p.get("event") == "ib_connection":
+        lost = {True: "; TWS lost the data, the bridge requests every line again", False: "; data kept"}
+        return f"state: TWS link to IB {p.get('state')}{lost.get(p.get('data_lost'), '')} ({_tws_said(p)})"
+    if p.get("event") == "farm":
+        return f"state: {p.get('farm')} data farm {p.get('name')} {p.get('state')} ({_tws_said(p)})"
+    meta = ("v", "kind", "event", "seq", "recv_ns", "tws_time", "epoch", "instrument")
+    rest = " ".join(f"{k}={fmt(v)}" for k, v in sorted(p.items()) if k not in meta and v is not None)
+    return f"state: {p.get('event')} {rest}".rstrip()
 
 
 def show_latest(book: QuoteBook, topic: str, instrument: str, latest: dict[str, Any]) -> str:
@@ -137,18 +187,34 @@ def show_latest(book: QuoteBook, topic: str, instrument: str, latest: dict[str, 
     return f"{clock()} {instrument} latest  {fields}"
 
 
-def print_message(book: QuoteBook, msg: Message, out: Any = sys.stdout) -> bool:
-    """Print one message (and any gap before it); True if it was a data update rather than state."""
+def print_message(book: QuoteBook, msg: Message, out: Any = sys.stdout, consistent: bool = False) -> bool:
+    """Print one message (and any gap before it); True if it printed a data update rather than state.
+
+    A crossed quote (bid above ask, between the two sides' ticks) is marked and explained once, or
+    with `consistent` not printed at all.
+    """
     topic, payload = msg
     if msg.lost:
         print(f"{clock()} gap: {msg.lost} messages lost on {topic}", file=out, flush=True)
     if topic == "state" or payload.get("kind") == "state":
-        print(f"{clock()} {describe_state(payload)}", file=out, flush=True)
+        if book.repeats(payload):
+            return False
+        if payload.get("event") != "subscription" or book.shows(payload):
+            print(f"{clock()} {describe_state(payload)}", file=out, flush=True)
         return False
     instrument = payload.get("instrument") or topic
+    if payload.get("event") == "error":
+        book.refused.add(topic)
     if topic.startswith("quote/") and payload.get("event") != "error":
         book.update(topic, payload)
         text = f"{book.line(topic)}  {describe(payload)}"
+        if book.crossed(topic):
+            if consistent:
+                return False
+            if not book.noted_crossed:
+                book.noted_crossed = True
+                print(f"{clock()} {CROSSED_NOTE}", file=out, flush=True)
+            text += "  crossed"
     else:
         text = describe(payload)
     print(f"{clock()} {instrument}  {text}  {age(payload)}".rstrip(), file=out, flush=True)
@@ -159,9 +225,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m consumers.printer",
         description="Print market data from tws-bridge, one line per update.",
-        epilog="Instruments in short form: AAPL, BTC.CRYPTO, EUR.CASH, ES.FUT.CME.USD.202612 (consumers/README.md).",
+        epilog="Instruments in short form: AAPL, BTC.CRYPTO, EUR.CASH (or EUR.USD), ES.FUT.CME.USD.202612 "
+        "(consumers/README.md); python -m bridge.simulator --list shows every instrument the simulator knows.",
     )
     p.add_argument("instruments", nargs="+", metavar="INSTRUMENT")
+    p.add_argument(
+        "--consistent",
+        action="store_true",
+        help="print a quote only when bid <= ask (bid and ask come as separate ticks, so between the two "
+        "a quote can be crossed for a moment)",
+    )
     cli.add_subscription_arguments(p)
     cli.add_stop_arguments(p)
     cli.add_bus_arguments(p)
@@ -174,12 +247,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     deadline = cli.Deadline(args.seconds)
     with cli.client_from_args(args) as bus:
         bus.listen("state")
-        for sub in cli.subscribe_each(bus, args, PROG):
+        subs = cli.subscribe_each(bus, args, PROG)  # a refusal is said here, once, on stderr
+        book.mine = {sub.topic for sub in subs}
+        for sub in subs:
             print(show_latest(book, sub.topic, sub.instrument, sub.latest), flush=True)
         updates = 0
         while not bus.stopped and not deadline.passed() and (args.count is None or updates < args.count):
             msg = bus.recv(deadline.remaining())
-            if msg is not None and print_message(book, msg):
+            if msg is not None and print_message(book, msg, consistent=args.consistent):
                 updates += 1
     return 0
 

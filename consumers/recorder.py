@@ -138,8 +138,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("instruments", nargs="*", metavar="INSTRUMENT", help="subscribe these (short form)")
     p.add_argument("--all", action="store_true", help="record every topic already published, subscribe nothing")
     p.add_argument("--db", default="ticks.sqlite", help="SQLite file (default %(default)s)")
-    p.add_argument("--batch-rows", type=int, default=200, help="commit after this many rows (%(default)s)")
-    p.add_argument("--batch-seconds", type=float, default=0.5, help="or after this many seconds (%(default)s)")
+    p.add_argument("--batch-rows", type=cli.positive_int, default=200, help="commit after this many rows (%(default)s)")
+    p.add_argument(
+        "--batch-seconds", type=cli.positive_float, default=0.5, help="or after this many seconds (%(default)s)"
+    )
     cli.add_subscription_arguments(p)
     cli.add_stop_arguments(p, "messages")
     cli.add_bus_arguments(p)
@@ -152,7 +154,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     deadline = cli.Deadline(args.seconds)
-    rec = Recorder(args.db, args.batch_rows, args.batch_seconds)
+    try:
+        rec = Recorder(args.db, args.batch_rows, args.batch_seconds)
+    except sqlite3.Error as exc:  # a directory we cannot write, a file that is not SQLite, a locked database
+        why = f"{exc} (--db names a SQLite file to create or add to)"
+        raise SystemExit(f"{PROG}: cannot record into {args.db}: {why}") from None
     lost = 0
     try:
         with cli.client_from_args(args) as bus:

@@ -160,6 +160,8 @@ class StandInBus:
                 self.sub_prefixes[msg[1:]] += 1 if msg[:1] == b"\x01" else -1
 
     def close(self) -> None:
+        if self._stop.is_set():  # closed already (a test took the bridge away)
+            return
         self._stop.set()
         self._thread.join(2)
         self.router.close(0)
@@ -501,3 +503,101 @@ def test_recorder_all_records_whatever_is_published_without_subscribing(bus, con
     with sqlite3.connect(db) as con:
         blobs = [msgpack.unpackb(b) for (b,) in con.execute("SELECT payload FROM messages ORDER BY id")]
     assert blobs == sent
+
+
+@pytest.mark.parametrize("names", [["NOPE"], ["NOPE1", "NOPE2"]], ids=["one", "all-of-two"])
+def test_printer_says_each_refusal_once(bus, consumers, names):
+    p = consumers("printer", *names, "--pub", bus.pub, "--rep", bus.rep)
+    assert p.wait() == 1
+    err = p.stderr().splitlines()
+    for name in names:
+        assert sum(name in line for line in err) == 1, err
+    assert len(err) == len(names), err
+
+
+def test_printer_says_a_refusal_after_subscribing_once_and_leaves_others_subscriptions_out(bus, consumers):
+    p = consumers("printer", "AAPL", "--pub", bus.pub, "--rep", bus.rep)
+    p.expect("latest")
+    topic = "quote/AAPL.STK.SMART.USD"
+    bus.wait_subscribed(topic, "state")
+    other = "depth/MSFT.STK.SMART.USD"  # another consumer's line, refused: not this printer's news
+    bus.publish("state", "subscription", topic=other, data_kind="depth", state="active", consumers=1)
+    bus.publish("state", "subscription", topic=other, data_kind="depth", state="failed", consumers=1, code=309,
+                message="Max number (3) of market depth requests has been reached")  # fmt: skip
+    bus.publish(topic, "error", code=354, message="Requested market data is not subscribed", hint="no permission")
+    bus.publish("state", "subscription", topic=topic, data_kind="quote", state="failed", consumers=1, code=354,
+                message="Requested market data is not subscribed")  # fmt: skip
+    bus.publish("state", "connection", state="disconnected", server_version=0, message="marker")
+    p.expect("state: TWS connection disconnected")
+    assert p.stop(signal.SIGINT) == 0
+    said = [line for line in p.lines if "354" in line]
+    assert len(said) == 1 and "error 354: Requested market data is not subscribed (no permission)" in said[0], said
+    assert not any("MSFT" in line for line in p.lines), p.lines
+
+
+def test_printer_formats_notices_farms_ib_link_and_outage_markers(bus, consumers):
+    p = consumers("printer", "AAPL", "--pub", bus.pub, "--rep", bus.rep)
+    p.expect("latest")
+    topic = "quote/AAPL.STK.SMART.USD"
+    bus.wait_subscribed(topic, "state")
+    bus.publish("state", "ib_connection", state="lost", data_lost=None, code=1100, message="Connectivity lost")
+    bus.publish("state", "ib_connection", state="restored", data_lost=True, code=1101, message="restored, lost")
+    bus.publish("state", "farm", farm="market", name="usfarm", state="broken", code=2103, message="usfarm broken")
+    bus.publish("state", "notice", code=2103, message="usfarm broken", hint="said above")  # the farm line said it
+    bus.publish("state", "notice", code=2104, message="Market data farm connection is OK:usfarm", hint="all well")
+    bus.publish("state", "brand_new_event", answer=42)
+    bus.publish(topic, "stale", reason="tws_down", message="TWS closed the socket", code=None)
+    assert "(1100: Connectivity lost)" in p.expect(r"state: TWS link to IB lost")
+    assert "requests every line again" in p.expect(r"state: TWS link to IB restored")
+    assert "(2103: usfarm broken)" in p.expect(r"state: market data farm usfarm broken")
+    assert "(all well)" in p.expect(r"state: TWS notice 2104: Market data farm connection is OK:usfarm")
+    assert p.expect(r"state: brand_new_event").endswith("answer=42")
+    p.expect(r"stale \(tws_down\): TWS closed the socket")
+    assert not any("{" in line for line in p.lines), "a payload printed as a raw dict"
+    assert sum("2103" in line for line in p.lines) == 1, p.lines
+    assert p.stop(signal.SIGINT) == 0
+
+
+def test_printer_marks_and_explains_a_crossed_quote_or_skips_it_with_consistent(bus, consumers):
+    topic = "quote/AAPL.STK.SMART.USD"
+    bus.latest[topic] = {"bid": 10.0, "ask": 10.2}
+    plain = consumers("printer", "AAPL", "--count", "3", "--pub", bus.pub, "--rep", bus.rep)
+    plain.expect("latest")
+    bus.wait_subscribed(topic)
+    bus.publish(topic, "tick_price", tick="bid", tick_type=1, price=10.3, size=1, attrib=0)  # crossed until...
+    bus.publish(topic, "tick_price", tick="ask", tick_type=2, price=10.4, size=1, attrib=0)  # ...the ask follows
+    bus.publish(topic, "tick_price", tick="bid", tick_type=1, price=10.5, size=1, attrib=0)
+    assert plain.wait() == 0
+    lines = plain.rest()
+    assert sum("separate ticks" in line for line in lines) == 1, lines
+    assert ["crossed" in line for line in lines if "[bid" in line or "[ask" in line] == [True, False, True]
+
+    consistent = consumers("printer", "AAPL", "--count", "1", "--consistent", "--pub", bus.pub, "--rep", bus.rep)
+    consistent.expect("latest")
+    bus.wait_subscribed(topic)
+    bus.publish(topic, "tick_price", tick="bid", tick_type=1, price=10.3, size=1, attrib=0)
+    bus.publish(topic, "tick_price", tick="ask", tick_type=2, price=10.4, size=1, attrib=0)
+    assert consistent.wait() == 0
+    quotes = [line for line in consistent.rest() if "[" in line]
+    assert len(quotes) == 1 and "bid 10.3 x 1  ask 10.4 x 1" in quotes[0] and "crossed" not in quotes[0]
+
+
+@pytest.mark.parametrize("how", ["sigint", "seconds"])
+def test_printer_exits_within_a_second_of_ctrl_c_or_seconds_when_the_bridge_is_gone(bus, consumers, how):
+    # Short lease: the printer is renewing (waiting for a bridge that never answers) when it is told to stop.
+    extra = ["--seconds", "3"] if how == "seconds" else []
+    p = consumers("printer", "AAPL", "--lease", "1", "--pub", bus.pub, "--rep", bus.rep, *extra)
+    p.expect("latest")
+    started = time.monotonic()
+    bus.close()  # the bridge is gone
+    time.sleep(1.5)
+    if how == "sigint":
+        p.proc.send_signal(signal.SIGINT)
+        asked = time.monotonic()
+    else:
+        asked = started + 3
+    assert p.wait(timeout=15) == 0
+    late = time.monotonic() - asked
+    # Measured 0.6-0.7 s here; before, 11-13 s (Ctrl-C) and 8 s (--seconds): a renew waited out its 8 s timeout
+    # and every unsubscribe on the way out did too. The bound is generous for a loaded machine.
+    assert late < 2.5, f"printer exited {late:.1f} s after it was told to"

@@ -269,13 +269,15 @@ def test_list_prints_one_line_per_instrument_and_exits() -> None:
                           env=env, cwd=ROOT, timeout=30)  # fmt: skip
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].split() == ["SYMBOL", "SECTYPE", "EXCHANGE", "PRIMARY", "CURRENCY", "CONID", "LOCALSYMBOL", "PRICE"]
+    header = ["INSTRUMENT", "SYMBOL", "SECTYPE", "EXCHANGE", "PRIMARY", "CURRENCY", "CONID", "LOCALSYMBOL", "PRICE"]
+    assert lines[0].split() == header
     assert len(lines) == len(CATALOGUE) + 1
-    rows = {line.split()[5]: line.split() for line in lines[1:]}
-    assert rows["265598"][:5] == ["AAPL", "STK", "SMART", "NASDAQ", "USD"] and float(rows["265598"][-1]) == 227.5
-    assert rows["12087792"][:6] == ["EUR", "CASH", "IDEALPRO", "-", "USD", "12087792"]
-    assert rows["649180695"][6] == "ESZ6"
-    assert {"SPX", "BTC.USD", "USD.JPY"} <= {r[6] for r in rows.values()}
+    rows = {line.split()[6]: line.split() for line in lines[1:]}
+    assert rows["265598"][:6] == ["AAPL.STK.SMART.USD", "AAPL", "STK", "SMART", "NASDAQ", "USD"]
+    assert float(rows["265598"][-1]) == 227.5
+    assert rows["12087792"][:7] == ["EUR.CASH.IDEALPRO.USD", "EUR", "CASH", "IDEALPRO", "-", "USD", "12087792"]
+    assert rows["649180695"][0] == "ES.FUT.CME.USD.20261218" and rows["649180695"][7] == "ESZ6"
+    assert {"SPX", "BTC.USD", "USD.JPY"} <= {r[7] for r in rows.values()}
 
 
 # --- reqMatchingSymbols, as the official client reads it -------------------------------------------

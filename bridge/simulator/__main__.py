@@ -8,6 +8,8 @@ import contextlib
 import logging
 import signal
 
+from bridge.config import argparse_type, parse_log_level, parse_port
+from bridge.instruments import instrument_key
 from bridge.protocol import MAX_SUPPORTED, MIN_SUPPORTED
 
 from . import limits
@@ -25,9 +27,13 @@ def _server_version(text: str) -> int:
 
 def _positive(text: str) -> float:
     value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number")
     return value
+
+
+def _any_port(text: str) -> int:
+    return parse_port(text, allow_zero=True)
 
 
 def _count(text: str) -> int:
@@ -40,7 +46,12 @@ def _count(text: str) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="tws-simulator", description=__doc__)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=7497, help="TCP port (default 7497, TWS paper; 0 picks a free one)")
+    p.add_argument(
+        "--port",
+        type=argparse_type(_any_port),
+        default=7497,
+        help="TCP port (default 7497, TWS paper; 0 picks a free one)",
+    )
     p.add_argument(
         "--server-version",
         type=_server_version,
@@ -74,14 +85,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--control",
-        type=int,
+        type=argparse_type(_any_port),
         metavar="PORT",
         help="take faults on 127.0.0.1:PORT (python -m bridge.simulator.control PORT FAULT ...)",
     )
     p.add_argument(
         "--faults", metavar="FILE", help="play a fault script (JSON or TOML list of {at, fault, args}) from the start"
     )
-    p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    p.add_argument(
+        "--log-level", type=argparse_type(parse_log_level), default="INFO", help="DEBUG, INFO, WARNING (default INFO)"
+    )
     p.add_argument("--list", action="store_true", help="print the instruments the simulator knows, and exit")
     return p.parse_args(argv)  # fmt: skip
 
@@ -106,12 +119,12 @@ async def _run(args: argparse.Namespace) -> None:
 
 
 def list_instruments() -> str:
-    """One line per instrument: symbol, secType, exchange, primary, currency, conId, local symbol, price."""
-    rows = [("SYMBOL", "SECTYPE", "EXCHANGE", "PRIMARY", "CURRENCY", "CONID", "LOCALSYMBOL", "PRICE")]
+    """One line per instrument: the short form to subscribe with (its key), then its contract fields and price."""
+    rows = [("INSTRUMENT", "SYMBOL", "SECTYPE", "EXCHANGE", "PRIMARY", "CURRENCY", "CONID", "LOCALSYMBOL", "PRICE")]
     for inst in CATALOGUE:
         c = inst.contract
-        rows.append((c.symbol, c.sec_type, c.exchange, c.primary_exchange or "-", c.currency, str(c.con_id),
-                     c.local_symbol, f"{inst.start_price:.10g}"))  # fmt: skip
+        rows.append((instrument_key(c), c.symbol, c.sec_type, c.exchange, c.primary_exchange or "-", c.currency,
+                     str(c.con_id), c.local_symbol, f"{inst.start_price:.10g}"))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(f"{v:<{w}}" for v, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
@@ -125,9 +138,12 @@ def main(argv: list[str] | None = None) -> None:
         args.script = load_script(args.faults) if args.faults else None
     except FaultError as exc:
         raise SystemExit(f"tws-simulator: {exc}") from None
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(args))
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_run(args))
+    except OSError as exc:  # a port taken or not ours to bind, a journal path we cannot write
+        raise SystemExit(f"tws-simulator: cannot start: {exc}") from None
 
 
 if __name__ == "__main__":

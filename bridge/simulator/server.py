@@ -25,7 +25,6 @@ from bridge.protocol import MAX_SUPPORTED, MIN_SUPPORTED
 
 from . import limits
 from .catalogue import Instrument
-from .control import serve_control
 from .faults import Faults, load_script
 from .market import Market, Quote
 from .session import Session, request_name
@@ -141,6 +140,8 @@ class Simulator:
         self._listening = True
         self.port = self._server.sockets[0].getsockname()[1]
         if self.control_port is not None:
+            from .control import serve_control  # here, so `python -m bridge.simulator.control` runs warning-free
+
             self._control = await serve_control(self, self.control_port)
             self.control_port = self._control.sockets[0].getsockname()[1]
             log.info("fault control on 127.0.0.1:%d", self.control_port)
