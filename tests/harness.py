@@ -110,11 +110,12 @@ class Simulator(Process):
             ],
             workdir,
         )
-        wait_for(self._listening, 10, "the simulator to listen")
+        wait_for(lambda: self._listening(self.port) and self._listening(self.control_port), 10, "the simulator")
 
-    def _listening(self) -> bool:
+    @staticmethod
+    def _listening(port: int) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return True
         except OSError:
             return False

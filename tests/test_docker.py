@@ -24,6 +24,7 @@ import pytest
 import zmq
 
 from tests.harness import free_port
+from tests.harness import wait_for as wait
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -106,16 +107,6 @@ def request(port: int, body: dict[str, Any], timeout: float = 2.0) -> dict[str, 
         return {}
     finally:
         sock.close()
-
-
-def wait(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def ticks_through(pub_port: int, rep_port: int) -> dict[str, Any]:
