@@ -78,6 +78,11 @@ class Process:
         self._log.close()
 
 
+def _port_taken(proc: Process) -> bool:
+    """The process died because a port picked as free was taken meanwhile (free_port() can only guess)."""
+    return proc.proc.poll() is not None and "already in use" in proc.output
+
+
 class Simulator(Process):
     def __init__(
         self,
@@ -88,35 +93,28 @@ class Simulator(Process):
         bar_seconds: float = 5,
         extra: list[str] | None = None,
     ) -> None:
-        self.port = port or free_port()
-        self.control_port = free_port()
         self.journal = journal or workdir / "journal.jsonl"
-        super().__init__(
-            f"simulator-{self.port}",
-            [
-                "-m",
-                "bridge.simulator",
-                "--port",
-                str(self.port),
-                "--rate",
-                str(rate),
-                "--journal",
-                str(self.journal),
-                "--bar-seconds",
-                str(bar_seconds),
-                "--control",
-                str(self.control_port),
-                *(extra or []),
-            ],
-            workdir,
-        )
-        wait_for(lambda: self._listening(self.port) and self._listening(self.control_port), 10, "the simulator")
+        for _ in range(3):  # another process may take a port between free_port() and the bind
+            self.port = port or free_port()
+            self.control_port = free_port()
+            args = ["-m", "bridge.simulator", "--port", str(self.port), "--rate", str(rate), "--journal",
+                    str(self.journal), "--bar-seconds", str(bar_seconds), "--control", str(self.control_port),
+                    *(extra or [])]  # fmt: skip
+            super().__init__(f"simulator-{self.port}", args, workdir)
+            wait_for(lambda: self.proc.poll() is not None or self._serving(), 10, "the simulator")
+            if not _port_taken(self) or port is not None:
+                break
+            self._log.close()
+        assert self.proc.poll() is None, f"the simulator did not start:\n{self.output[-2000:]}"
+
+    def _serving(self) -> bool:
+        return self._listening(self.port) and self._listening(self.control_port)
 
     @staticmethod
     def _listening(port: int) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+                return sock.getsockname()[1] != port  # not a TCP self-connect to a port nobody listens on
         except OSError:
             return False
 
@@ -140,15 +138,21 @@ class Simulator(Process):
 
 class Bridge(Process):
     def __init__(self, workdir: Path, tws_port: int, extra: list[str] | None = None, wait_ready: bool = True) -> None:
-        self.pub = f"tcp://127.0.0.1:{free_port()}"
-        self.rep = f"tcp://127.0.0.1:{free_port()}"
-        self.metrics_port = free_port()
-        args = ["-m", "bridge", "--tws-port", str(tws_port), "--pub", self.pub, "--rep", self.rep]
-        args += ["--metrics", f"127.0.0.1:{self.metrics_port}", *(extra or [])]
-        super().__init__(f"bridge-{self.metrics_port}", args, workdir)
         self.ctx = zmq.Context()
+        for _ in range(3):  # another process may take a port between free_port() and the bind
+            self.pub = f"tcp://127.0.0.1:{free_port()}"
+            self.rep = f"tcp://127.0.0.1:{free_port()}"
+            self.metrics_port = free_port()
+            args = ["-m", "bridge", "--tws-port", str(tws_port), "--pub", self.pub, "--rep", self.rep]
+            args += ["--metrics", f"127.0.0.1:{self.metrics_port}", *(extra or [])]
+            super().__init__(f"bridge-{self.metrics_port}", args, workdir)
+            wait_for(lambda: self.proc.poll() is not None or self.request({"op": "ping"}, timeout=0.5), 15,
+                     "bridge serving requests")  # fmt: skip
+            if not _port_taken(self):
+                break
+            self._log.close()
+        assert self.proc.poll() is None, f"the bridge did not start:\n{self.output[-2000:]}"
         if not wait_ready:
-            wait_for(lambda: self.request({"op": "ping"}, timeout=0.5), 15, "bridge serving requests")
             return
         wait_for(lambda: self.request({"op": "status"}, timeout=0.5).get("tws", {}).get("connected"), 30, "bridge up")
 
