@@ -121,24 +121,24 @@ def _refused(bridge: CurvedBridge, socket: str, *reasons: str) -> float:
     return sum(v for k, v in bridge.failures().items() if k in wanted)
 
 
-def test_the_printer_takes_the_keys(curved: CurvedBridge) -> None:
-    keys = curved.keys
-    run = subprocess.run(
-        [sys.executable, "-m", "consumers.printer", "BTC.CRYPTO", "--count", "3", "--pub", curved.pub, "--rep",
-         curved.rep, "--server-key", str(keys / "bridge.key"), "--client-key", str(keys / "alice.key_secret")],
+def _printer(bridge: CurvedBridge, client_key: str, count: int) -> subprocess.CompletedProcess[str]:
+    """The sample printer against the CURVE bridge, with the bridge's public key and `client_key`."""
+    keys = bridge.keys
+    return subprocess.run(
+        [sys.executable, "-m", "consumers.printer", "BTC.CRYPTO", "--count", str(count), "--pub", bridge.pub,
+         "--rep", bridge.rep, "--server-key", str(keys / "bridge.key"), "--client-key", str(keys / client_key)],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
+
+
+def test_the_printer_takes_the_keys(curved: CurvedBridge) -> None:
+    run = _printer(curved, "alice.key_secret", 3)
     assert run.returncode == 0, run.stderr
     assert "BTC.CRYPTO" in run.stdout
 
 
 def test_a_public_key_file_in_place_of_a_secret_one_is_a_clear_error(curved: CurvedBridge) -> None:
-    keys = curved.keys
-    run = subprocess.run(
-        [sys.executable, "-m", "consumers.printer", "BTC.CRYPTO", "--count", "1", "--pub", curved.pub, "--rep",
-         curved.rep, "--server-key", str(keys / "bridge.key"), "--client-key", str(keys / "alice.key")],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    run = _printer(curved, "alice.key", 1)
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "public key only" in run.stderr
 
