@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -47,14 +48,18 @@ def until(condition: Callable[[], object], timeout: float = 8.0) -> bool:
 
 
 class Process:
-    """A child process whose output goes to a file, so it can never block on a full pipe."""
+    """A child process whose output goes to a file, so it can never block on a full pipe. It leads its own
+    process group, and stopping it stops the group: what it started (a traced bridge under strace, the
+    demo's bridge and printer) cannot outlive the test."""
 
     def __init__(self, name: str, args: list[str], workdir: Path, program: str = sys.executable) -> None:
         self.name = name
         self.log_path = workdir / f"{name}.log"
         self._log = self.log_path.open("wb")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([program, *args], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen(
+            [program, *args], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
 
     @property
     def output(self) -> str:
@@ -75,6 +80,8 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # whatever it started and left behind
         self._log.close()
 
 

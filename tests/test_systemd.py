@@ -19,7 +19,7 @@ import pytest
 import zmq
 
 from bridge import sdnotify
-from tests.harness import ROOT, Process, Simulator, free_port
+from tests.harness import ROOT, Process, Simulator, free_port, wait_for
 
 UNIT = ROOT / "deploy/systemd/tws-bridge.service"
 ANALYZE = shutil.which("systemd-analyze")
@@ -155,8 +155,8 @@ def test_the_bridge_stays_within_the_units_sandbox(tmp_path: Path) -> None:
     endpoints += ["--metrics", f"127.0.0.1:{metrics}"]
     args = ["-f", "-qq", "-o", str(trace), sys.executable, "-m", "bridge", "--simulate", *endpoints]
     proc = Process("strace", args, tmp_path, program=shutil.which("strace") or "strace")
+    ctx = zmq.Context()
     try:
-        ctx = zmq.Context()
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.RCVTIMEO, 30_000)
         sub.connect(f"tcp://127.0.0.1:{pub}")
@@ -164,16 +164,23 @@ def test_the_bridge_stays_within_the_units_sandbox(tmp_path: Path) -> None:
         req = ctx.socket(zmq.REQ)
         req.setsockopt(zmq.RCVTIMEO, 30_000)
         req.connect(f"tcp://127.0.0.1:{rep}")
-        req.send(msgpack.packb({"op": "subscribe", "instrument": "AAPL"}))
-        assert msgpack.unpackb(req.recv())["ok"]
+
+        def ask(body: dict[str, object]) -> dict[str, object]:
+            req.send(msgpack.packb(body))
+            return msgpack.unpackb(req.recv())
+
+        # strace slows the bridge several-fold: its simulator may take a while to accept it
+        wait_for(lambda: ask({"op": "status"})["tws"]["connected"], 60, "the traced bridge connected to TWS")
+        reply = ask({"op": "subscribe", "instrument": "AAPL"})
+        assert reply["ok"], reply
         sub.recv_multipart()  # data flows
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=10) as r:
             assert b"process_open_fds" in r.read()
-        ctx.destroy(linger=0)
         children = Path(f"/proc/{proc.proc.pid}/task/{proc.proc.pid}/children").read_text().split()
         os.kill(int(children[0]), signal.SIGTERM)  # the bridge, as systemd would stop it
         assert proc.wait(30) == 0, proc.output
     finally:
+        ctx.destroy(linger=0)
         proc.stop()
     text = trace.read_text()
     lines = unit_lines()
