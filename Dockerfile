@@ -14,7 +14,7 @@ COPY pyproject.toml README.md ./
 COPY bridge ./bridge
 COPY consumers ./consumers
 RUN python3 -m venv /opt/venv \
-    && /opt/venv/bin/pip install --quiet . \
+    && /opt/venv/bin/pip install --quiet '.[nats]' \
     && rm -rf build ./*.egg-info \
     && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent bridge
 

@@ -9,8 +9,9 @@ like any other:
   and `Nats-Msg-Id` (epoch:topic:seq), into a JetStream stream that keeps the last N messages
   per subject within a bounded age and size, and drops duplicates by message id (a restarted
   relay, or two relays, add nothing twice);
-- requests on `twsbridge.req` (NATS request/reply, one msgpack map, the same ops and replies as
-  the REQ socket) are forwarded to the bridge's request socket and answered;
+- requests on `twsbridge_req` (NATS request/reply, one msgpack map, the same ops and replies as
+  the REQ socket) are forwarded to the bridge's request socket and answered, each NATS client
+  connection in a lane of its own there (`bridge.relay_lanes`), so the bridge's fairness holds;
 - between the SUB socket and NATS sits a bounded buffer: when NATS cannot keep up or is away,
   the newest messages are dropped and counted, never the bridge slowed.
 
@@ -22,10 +23,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
 import logging
+import os
 import signal
-import ssl
 import sys
 import time
 from dataclasses import dataclass
@@ -37,11 +37,18 @@ import zmq.asyncio
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from .logsafe import escape
+from .natsconn import CREDS_ENV, PASSWORD_ENV, TLS_CA_ENV, URL_ENV, USER_ENV, NatsUnavailable, connect_options
+from .natsconn import connect as nats_connect
+from .relay_lanes import Lanes, requester
 from .subjects import PREFIX, REQUEST_SUBJECT, message_id, subject
 
 log = logging.getLogger("tws-bridge.relay")
 
 REPLY_TIMEOUT = 8.0  # the bridge answers within 7 s (docs/bus.md)
+MAX_IN_FLIGHT = 2000  # NATS requests waiting for the bridge at once; beyond, `busy` at once
+BUSY = msgpack.packb(
+    {"ok": False, "code": "busy", "error": f"the relay has {MAX_IN_FLIGHT} requests in flight; retry in a moment"}
+)
 
 
 @dataclass(frozen=True)
@@ -92,23 +99,20 @@ class Relay:
         self._ctx = zmq.asyncio.Context()
         self._last_seq: dict[str, int] = {}
         self._epoch = ""
-        self._dealer: zmq.asyncio.Socket | None = None
-        self._waiting: dict[bytes, asyncio.Future[bytes]] = {}
-        self._ids = itertools.count(1)
+        self._lanes: Lanes
+        self._answering: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        import nats  # the relay's own dependency (pip install tws-bridge[nats])
+        import nats  # noqa: F401  # the relay's own dependency (pip install tws-bridge[nats]); missing: exit 2
 
         s = self.settings
-        try:
-            nc = await nats.connect(
-                s.nats, name="tws-bridge relay", max_reconnect_attempts=-1, reconnect_time_wait=1, **self._auth(),
-                disconnected_cb=self._down, reconnected_cb=self._up, error_cb=self._error,
-                allow_reconnect=True, connect_timeout=5,
+        try:  # waits for a NATS that is not up yet; refused credentials or TLS end the relay, saying why
+            nc = await nats_connect(
+                s.nats, timeout=None, name="tws-bridge relay", reconnect_time_wait=1, connect_timeout=5,
+                disconnected_cb=self._down, reconnected_cb=self._up, error_cb=self._error, **self._auth(),
             )  # fmt: skip
-        except Exception as exc:  # nats raises its own types for refused, timed out, bad credentials
-            why = escape(str(exc)) or type(exc).__name__
-            raise RelayError(f"cannot connect to NATS at {escape(s.nats)}: {why}") from None
+        except NatsUnavailable as exc:
+            raise RelayError(escape(str(exc))) from None
         self.metrics.nats_connected.set(1)
         await self._ensure_stream(nc)
         # A plain (not asyncio) SUB socket read in batches: per-message futures cost more than NATS.
@@ -117,11 +121,9 @@ class Relay:
         sub.setsockopt(zmq.RCVHWM, s.buffer)  # the bound: beyond it ZeroMQ drops, and seq gaps count it
         sub.connect(s.pub)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
-        self._dealer = self._ctx.socket(zmq.DEALER)
-        self._dealer.setsockopt(zmq.LINGER, 0)
-        self._dealer.connect(s.rep)
-        tasks = [asyncio.create_task(self._read_replies())]
-        status = msgpack.unpackb(await self._ask(msgpack.packb({"op": "status"})))
+        self._lanes = Lanes(self._ctx, s.rep)
+        tasks: list[asyncio.Task[None]] = []
+        status = msgpack.unpackb(await self._ask("", msgpack.packb({"op": "status"})))
         self._epoch = status.get("epoch", "") if isinstance(status, dict) else ""
         if not self._epoch:
             log.warning("the bridge at %s did not answer 'status': message ids wait for its first state message", s.rep)
@@ -133,20 +135,15 @@ class Relay:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for answering in list(self._answering):
+            answering.cancel()
         await nc.drain()
-        self._dealer.close()
+        self._lanes.close()
         self._ctx.term()
 
     def _auth(self) -> dict[str, Any]:
         s = self.settings
-        out: dict[str, Any] = {}
-        if s.user is not None:
-            out["user"], out["password"] = s.user, s.password
-        if s.creds is not None:
-            out["user_credentials"] = s.creds
-        if s.tls_ca is not None or s.nats.startswith("tls://"):
-            out["tls"] = ssl.create_default_context(cafile=s.tls_ca)
-        return out
+        return connect_options(s.nats, s.user, s.password, s.creds, s.tls_ca)
 
     async def _ensure_stream(self, nc: Any) -> None:
         from nats.js.api import StreamConfig
@@ -206,35 +203,32 @@ class Relay:
             self.metrics.lag.set(max(0.0, (time.time_ns() - recv_ns) / 1e9))
 
     async def _forward(self, msg: Any) -> None:
-        """One NATS request to the bridge and its reply back; the bridge judges the request."""
-        reply = await self._ask(msg.data)
-        if msg.reply:
-            await msg.respond(reply)
+        """A NATS request, answered on a task of its own: nats-py runs a subscription's callbacks one at a
+        time, and one slow request (a contract lookup) must not hold up every other client's."""
+        if len(self._answering) >= MAX_IN_FLIGHT:
+            self.metrics.requests.labels("busy").inc()
+            if msg.reply:
+                await msg.respond(BUSY)
+            return
+        task = asyncio.create_task(self._answer(msg))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
 
-    async def _ask(self, body: bytes) -> bytes:
-        """A request on the bridge's request socket (the DEALER's envelope is a key of ours)."""
-        assert self._dealer is not None
-        key = str(next(self._ids)).encode()
-        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._waiting[key] = waiter
+    async def _answer(self, msg: Any) -> None:
+        reply = await self._ask(requester(msg.reply or ""), msg.data)
+        if msg.reply:
+            with contextlib.suppress(Exception):  # the requester's connection is gone
+                await msg.respond(reply)
+
+    async def _ask(self, key: str, body: bytes) -> bytes:
+        """A request in `key`'s lane to the bridge's request socket, and the bridge's reply."""
         try:
-            await self._dealer.send_multipart([key, b"", body])
-            reply = await asyncio.wait_for(waiter, REPLY_TIMEOUT)
-            self.metrics.requests.labels("answered").inc()
-            return reply
+            reply = await self._lanes.ask(key, body, REPLY_TIMEOUT)
         except TimeoutError:
             self.metrics.requests.labels("timeout").inc()
             return msgpack.packb({"ok": False, "code": "timeout", "error": "the bridge did not answer the relay"})
-        finally:
-            self._waiting.pop(key, None)
-
-    async def _read_replies(self) -> None:
-        assert self._dealer is not None
-        while True:
-            frames = await self._dealer.recv_multipart()
-            waiter = self._waiting.get(frames[0])
-            if waiter is not None and not waiter.done() and len(frames) == 3:
-                waiter.set_result(frames[2])
+        self.metrics.requests.labels("answered").inc()
+        return reply
 
     async def _down(self) -> None:
         self.metrics.nats_connected.set(0)
@@ -266,7 +260,9 @@ def _fields(payload: bytes) -> tuple[int, str, int]:
 
 def parse_args(argv: list[str] | None) -> RelaySettings:
     p = argparse.ArgumentParser(prog="python -m bridge.relay", description=__doc__.split("\n\n")[0])
-    p.add_argument("--nats", required=True, help="NATS server URL, e.g. nats://127.0.0.1:4222 (tls:// for TLS)")
+    env = os.environ.get
+    p.add_argument("--nats", default=env(URL_ENV), help=f"NATS server URL, e.g. nats://127.0.0.1:4222 (tls:// for "
+                   f"TLS; ${URL_ENV})")  # fmt: skip
     p.add_argument("--pub", default=RelaySettings.pub, help="the bridge's data endpoint (%(default)s)")
     p.add_argument("--rep", default=RelaySettings.rep, help="the bridge's request endpoint (%(default)s)")
     p.add_argument("--stream", default=RelaySettings.stream, help="JetStream stream name (%(default)s)")
@@ -274,13 +270,15 @@ def parse_args(argv: list[str] | None) -> RelaySettings:
     p.add_argument("--max-age", type=float, default=RelaySettings.max_age, help="seconds a message is kept")
     p.add_argument("--max-bytes", type=int, default=RelaySettings.max_bytes, help="the stream's size bound")
     p.add_argument("--buffer", type=int, default=RelaySettings.buffer, help="messages held while NATS is slow")
-    p.add_argument("--user", help="NATS user (with --password)")
-    p.add_argument("--password", help="NATS password")
-    p.add_argument("--creds", help="NATS credentials file (JWT + nkey)")
-    p.add_argument("--tls-ca", help="CA file for a TLS NATS server")
+    p.add_argument("--user", default=env(USER_ENV), help=f"NATS user, with a password (${USER_ENV})")
+    p.add_argument("--password", default=env(PASSWORD_ENV), help=f"NATS password (better: ${PASSWORD_ENV})")
+    p.add_argument("--creds", default=env(CREDS_ENV), help=f"NATS credentials file, JWT + nkey (${CREDS_ENV})")
+    p.add_argument("--tls-ca", default=env(TLS_CA_ENV), help=f"CA file for a TLS NATS server (${TLS_CA_ENV})")
     p.add_argument("--metrics", default=RelaySettings.metrics, help="host:port for Prometheus, '' for none")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     a = p.parse_args(argv)
+    if not a.nats:
+        p.error(f"--nats URL is required (or ${URL_ENV})")
     for name in ("per_subject", "buffer", "max_bytes"):
         if getattr(a, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")

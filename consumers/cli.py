@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+from bridge import natsconn
 from consumers.client import DEFAULT_LEASE, DEFAULT_TIMEOUT, BridgeError, BusClient, Subscription
 from consumers.config import PUB_ENV, REP_ENV, default_pub, default_rep
 
@@ -69,6 +70,18 @@ def add_bus_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=f"this client's secret key file (python -m bridge.keys makes one; ${CLIENT_KEY_ENV})",
     )
+    nats = parser.add_argument_group("over NATS, from another host (docs/nats.md; instead of --pub/--rep)")
+    env = os.environ.get
+    nats.add_argument("--nats", default=env(natsconn.URL_ENV), metavar="URL",
+                      help=f"the NATS server a relay carries the bus to, e.g. nats://bridge-host:4222 "
+                           f"(${natsconn.URL_ENV})")  # fmt: skip
+    nats.add_argument("--nats-user", default=env(natsconn.USER_ENV), help=f"NATS user (${natsconn.USER_ENV})")
+    nats.add_argument("--nats-password", default=env(natsconn.PASSWORD_ENV),
+                      help=f"NATS password (better: ${natsconn.PASSWORD_ENV})")  # fmt: skip
+    nats.add_argument("--nats-creds", default=env(natsconn.CREDS_ENV), metavar="FILE",
+                      help=f"NATS credentials file (${natsconn.CREDS_ENV})")  # fmt: skip
+    nats.add_argument("--nats-tls-ca", default=env(natsconn.TLS_CA_ENV), metavar="FILE",
+                      help=f"CA file of a TLS NATS server (${natsconn.TLS_CA_ENV})")  # fmt: skip
 
 
 def add_subscription_arguments(parser: argparse.ArgumentParser, kind: str = "quote") -> None:
@@ -85,10 +98,18 @@ def add_stop_arguments(parser: argparse.ArgumentParser, what: str = "updates") -
 
 
 def client_from_args(args: argparse.Namespace) -> BusClient:
-    """A BusClient on the endpoints the flags name, stopped cleanly by SIGINT/SIGTERM."""
-    bus = BusClient(
-        pub=args.pub, rep=args.rep, timeout=args.timeout, server_key=args.server_key, client_key=args.client_key
-    )
+    """A client on what the flags name (the bridge's sockets, or NATS), stopped cleanly by SIGINT/SIGTERM."""
+    if args.nats:
+        from consumers.nats_client import NatsBusClient  # nats-py is an optional dependency
+
+        bus: BusClient = NatsBusClient(
+            args.nats, timeout=args.timeout, user=args.nats_user, password=args.nats_password,
+            creds=args.nats_creds, tls_ca=args.nats_tls_ca,
+        )  # fmt: skip
+    else:
+        bus = BusClient(
+            pub=args.pub, rep=args.rep, timeout=args.timeout, server_key=args.server_key, client_key=args.client_key
+        )
     bus.stop_on_signals()
     return bus
 

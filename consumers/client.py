@@ -149,6 +149,10 @@ class BusClient:
                 "bad_endpoint",
                 f"cannot connect to {self.pub} / {self.rep}: {exc} (endpoints look like tcp://HOST:PORT)",
             ) from None
+        self._init_state()
+
+    def _init_state(self) -> None:
+        """What every transport keeps: subscriptions, wanted topics, seqs, renewal time, stop flag, signals."""
         self.subscriptions: dict[str, Subscription] = {}
         self._topics: Counter[str] = Counter()  # exact topics we asked for (prefix SUB lets variants in)
         self._prefixes: Counter[str] = Counter()  # raw prefixes from listen()
@@ -441,11 +445,14 @@ class BusClient:
         if len(frames) != 2:
             log.warning("ignoring a %d-frame message (the bus sends [topic, payload])", len(frames))
             return None
-        topic = frames[0].decode("utf-8", "replace")
+        return self._message(frames[0].decode("utf-8", "replace"), frames[1])
+
+    def _message(self, topic: str, raw: bytes) -> Message | None:
+        """A received payload as a Message; None if unwanted, malformed, or already in a subscribe's picture."""
         if not self._wanted(topic):
             return None
         try:
-            payload = msgpack.unpackb(frames[1], raw=False)
+            payload = msgpack.unpackb(raw, raw=False)
         except Exception as exc:
             log.warning("ignoring undecodable payload on %s: %s", topic, exc)
             return None
@@ -458,7 +465,7 @@ class BusClient:
             if seq <= snapshot:
                 return None  # older than the picture the subscribe reply gave
             del self._snapshot_seq[topic]
-        return Message(topic, payload, self._gap(topic, seq), frames[1])
+        return Message(topic, payload, self._gap(topic, seq), raw)
 
     def _gap(self, topic: str, seq: Any) -> int:
         """How many messages were lost before this one; seq restarting lower means the bridge restarted."""
@@ -545,11 +552,14 @@ class BusClient:
                     except BridgeError as exc:
                         log.warning("unsubscribe %s: %s", id, exc)
         finally:
-            self._reset_req()
-            self._sub.close(linger=0)
-            if self._own_ctx:
-                self._ctx.term()
+            self._close_transport()
             self._restore_signals()
+
+    def _close_transport(self) -> None:
+        self._reset_req()
+        self._sub.close(linger=0)
+        if self._own_ctx:
+            self._ctx.term()
 
     def __enter__(self) -> BusClient:
         return self

@@ -52,11 +52,18 @@ class Process:
     process group, and stopping it stops the group: what it started (a traced bridge under strace, the
     demo's bridge and printer) cannot outlive the test."""
 
-    def __init__(self, name: str, args: list[str], workdir: Path, program: str = sys.executable) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        workdir: Path,
+        program: str = sys.executable,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.log_path = workdir / f"{name}.log"
         self._log = self.log_path.open("wb")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen(
             [program, *args], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )

@@ -179,7 +179,7 @@ def compose_command() -> list[str]:
 class Compose:
     """deploy/docker-compose.yml under a throwaway project name, the bridge's host ports free ones."""
 
-    def __init__(self, image: str, profile: str, workdir: Path, *extra_files: Path) -> None:
+    def __init__(self, image: str, profile: str | tuple[str, ...], workdir: Path, *extra_files: Path) -> None:
         self.command = compose_command()
         self.pub, self.rep, self.metrics = free_port(), free_port(), free_port()
         self.env = docker_env() | {
@@ -191,15 +191,16 @@ class Compose:
         files = [arg for f in (DEPLOY / "docker-compose.yml", *extra_files) for arg in ("-f", str(f))]
         # The project directory is the test's own: no deploy/.env of a user's, secrets/ made here.
         self.args = ["-p", f"twsbridgetest{os.getpid()}", *files, "--project-directory", str(workdir)]
-        self.args += ["--profile", profile]
+        profiles = (profile,) if isinstance(profile, str) else profile
+        self.args += [arg for name in profiles for arg in ("--profile", name)]
         self.workdir = workdir
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
         cmd = [*self.command, *self.args, *args]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=self.env, cwd=self.workdir)
 
-    def up(self, service: str) -> str:
-        up = self("up", "-d", "--no-build", service)
+    def up(self, service: str, *more: str) -> str:
+        up = self("up", "-d", "--no-build", service, *more)
         assert up.returncode == 0, up.stderr
         cid = self("ps", "-q", service).stdout.strip()
         assert cid, f"compose started no {service} container"
@@ -299,3 +300,58 @@ def test_compose_services_restart_have_healthchecks_and_keep_the_password_out_of
     example = (DEPLOY / "ib-gateway.env.example").read_text()
     settings = dict(line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#"))
     assert settings["TWS_USERID"] == "" and not any("PASSWORD" in key for key in settings)
+
+
+# A stand-in for the nats image (no registry here): the base image with this machine's nats-server, a
+# static binary, under the compose file's own entrypoint, config file, passwords and ports.
+NATS_STAND_IN = """
+services:
+  nats:
+    image: twsbridge-nats-stand-in:test
+    healthcheck:
+      test: ["CMD", "python3", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8222/healthz')"]
+      interval: 1s
+"""
+
+
+@pytest.fixture(scope="session")
+def nats_stand_in(engine: None, tmp_path_factory: pytest.TempPathFactory) -> str:
+    server = shutil.which("nats-server")
+    if server is None:
+        pytest.skip("nats-server is not installed (Debian: apt-get install nats-server; .ci/run does)")
+    context = tmp_path_factory.mktemp("nats-image")
+    shutil.copy(server, context / "nats-server")
+    (context / "Dockerfile").write_text(f"FROM {BASE}\nCOPY nats-server /usr/local/bin/nats-server\n")
+    build = docker("build", "--quiet", "-t", "twsbridge-nats-stand-in:test", str(context), timeout=300)
+    assert build.returncode == 0, build.stdout + build.stderr
+    return "twsbridge-nats-stand-in:test"
+
+
+def test_compose_remote_profile_serves_a_consumer_given_only_nats_and_its_password(
+    image: str, nats_stand_in: str, tmp_path: Path
+) -> None:
+    """The bridge host of docs/nats.md (bridge + relay + NATS from the compose file), and a consumer on
+    the host side that has nothing but the NATS URL, the user "consumer" and its password."""
+    pytest.importorskip("nats", reason="nats-py is not installed (pip install -e '.[test]')")
+    from consumers.nats_client import NatsBusClient
+
+    shutil.copytree(DEPLOY / "nats", tmp_path / "nats")  # ./nats of the project directory, as in deploy/
+    override = tmp_path / "nats-stand-in.yml"
+    override.write_text(NATS_STAND_IN)
+    compose = Compose(image, ("simulate", "remote"), tmp_path, override)
+    nats_port = free_port()
+    compose.env |= {
+        "TWSBRIDGE_NATS_RELAY_PASSWORD": "relay-secret-1",
+        "TWSBRIDGE_NATS_CONSUMER_PASSWORD": "consumer-secret-2",
+        "TWSBRIDGE_NATS_PORT": str(nats_port),
+    }
+    try:
+        relay = compose.up("relay", "bridge-sim")  # nats first, healthy, then the relay
+        assert wait(lambda: inspect(relay, "{{.State.Health.Status}}") == "healthy", 60, "the relay connected")
+        url = f"nats://127.0.0.1:{nats_port}"
+        with NatsBusClient(url, user="consumer", password="consumer-secret-2") as bus:
+            sub = bus.subscribe("BTC.CRYPTO", lease=30)
+            got = [bus.recv(10) for _ in range(5)]
+            assert all(m is not None and m.topic == sub.topic for m in got), got
+    finally:
+        compose.down()
