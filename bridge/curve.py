@@ -53,6 +53,15 @@ def load_keys(path: Path, need_secret: bool) -> tuple[bytes, bytes | None]:
     return public, secret
 
 
+def client_options(server_key: str | Path, client_key: str | Path) -> dict[int, bytes]:
+    """Socket options that make a client socket speak CURVE to the bridge: the bridge's public key file
+    and this client's secret key file (CurveError when either cannot be used)."""
+    server_public, _ = load_keys(Path(server_key), need_secret=False)
+    public, secret = load_keys(Path(client_key), need_secret=True)
+    assert secret is not None
+    return {zmq.CURVE_SERVERKEY: server_public, zmq.CURVE_PUBLICKEY: public, zmq.CURVE_SECRETKEY: secret}
+
+
 @dataclass
 class BusSecurity:
     """The server side: keys on the sockets and the authenticator that checks clients' keys."""

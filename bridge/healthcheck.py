@@ -4,7 +4,8 @@ The Docker HEALTHCHECK runs it inside the container: "healthy" then means what a
 request socket answers and data can flow), not merely that the process exists. A bridge that is up but
 has lost TWS (Gateway's daily restart, a 1100) reports unhealthy until TWS is back; `--bridge-only`
 asks only that the bridge answers. It reads the same TWSBRIDGE_REP the bridge binds, so one environment
-variable serves both; a wildcard bind address (0.0.0.0, *) is reached at 127.0.0.1.
+variable serves both; a wildcard bind address (0.0.0.0, *) is reached at 127.0.0.1. With CURVE on the
+bus, it needs a client key like any consumer (TWSBRIDGE_SERVER_KEY and TWSBRIDGE_CLIENT_KEY, docs/bus.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import msgpack
 import zmq
 
 from .config import DEFAULT_REP, ENV_PREFIX
+from .curve import CurveError, client_options
 
 
 def local_endpoint(bind: str) -> str:
@@ -28,10 +30,12 @@ def local_endpoint(bind: str) -> str:
     return bind
 
 
-def check(endpoint: str, timeout: float, bridge_only: bool) -> str | None:
+def check(endpoint: str, timeout: float, bridge_only: bool, curve: dict[int, bytes] | None = None) -> str | None:
     """None when healthy, else the one-line reason."""
     ctx = zmq.Context()
     sock = ctx.socket(zmq.REQ)
+    for option, value in (curve or {}).items():
+        sock.setsockopt(option, value)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVTIMEO, int(timeout * 1000))
     sock.setsockopt(zmq.SNDTIMEO, int(timeout * 1000))
@@ -40,7 +44,8 @@ def check(endpoint: str, timeout: float, bridge_only: bool) -> str | None:
         sock.send(msgpack.packb({"op": "status"}))
         reply = msgpack.unpackb(sock.recv())
     except zmq.Again:
-        return f"no reply from the bridge at {endpoint} within {timeout:g} s"
+        hint = "" if curve else " (a bridge with CURVE on needs TWSBRIDGE_SERVER_KEY and TWSBRIDGE_CLIENT_KEY)"
+        return f"no reply from the bridge at {endpoint} within {timeout:g} s{hint}"
     except (zmq.ZMQError, ValueError) as exc:
         return f"bridge at {endpoint}: {exc}"
     finally:
@@ -59,9 +64,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rep", default=os.environ.get(ENV_PREFIX + "REP") or DEFAULT_REP, help="bridge request endpoint")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the reply (default 3)")
     p.add_argument("--bridge-only", action="store_true", help="healthy when the bridge answers, TWS up or not")
+    p.add_argument("--server-key", default=os.environ.get("TWSBRIDGE_SERVER_KEY"), metavar="FILE",
+                   help="the bridge's public key file, with CURVE on ($TWSBRIDGE_SERVER_KEY)")  # fmt: skip
+    p.add_argument("--client-key", default=os.environ.get("TWSBRIDGE_CLIENT_KEY"), metavar="FILE",
+                   help="a secret key file the bridge allows ($TWSBRIDGE_CLIENT_KEY)")  # fmt: skip
     args = p.parse_args(argv)
     endpoint = local_endpoint(args.rep)
-    problem = check(endpoint, args.timeout, args.bridge_only)
+    curve = None
+    if args.server_key or args.client_key:
+        if not (args.server_key and args.client_key):
+            p.error("CURVE needs both --server-key and --client-key")
+        try:
+            curve = client_options(args.server_key, args.client_key)
+        except CurveError as exc:
+            print(f"unhealthy: {exc}", file=sys.stderr)
+            sys.exit(1)
+    problem = check(endpoint, args.timeout, args.bridge_only, curve)
     if problem:
         print(f"unhealthy: {problem}", file=sys.stderr)
         sys.exit(1)

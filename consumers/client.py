@@ -28,8 +28,8 @@ from typing import Any
 
 import msgpack
 import zmq
-import zmq.auth
 
+from bridge.curve import CurveError, client_options
 from consumers.config import default_pub, default_rep
 
 log = logging.getLogger(__name__)
@@ -105,13 +105,9 @@ def _curve_options(server_key: str | os.PathLike[str] | None, client_key: str | 
     if server_key is None or client_key is None:
         raise BridgeError("bad_keys", "CURVE needs both the bridge's public key file and this client's secret key file")
     try:
-        server_public, _ = zmq.auth.load_certificate(server_key)
-        public, secret = zmq.auth.load_certificate(client_key)
-    except (OSError, ValueError) as exc:
-        raise BridgeError("bad_keys", f"cannot read a CURVE key file: {exc}") from None
-    if not secret:
-        raise BridgeError("bad_keys", f"{client_key} holds a public key only; give the client's .key_secret file")
-    return {zmq.CURVE_SERVERKEY: server_public, zmq.CURVE_PUBLICKEY: public, zmq.CURVE_SECRETKEY: secret}
+        return client_options(os.fspath(server_key), os.fspath(client_key))
+    except CurveError as exc:
+        raise BridgeError("bad_keys", str(exc)) from None
 
 
 class BusClient:

@@ -6,6 +6,7 @@ Real processes throughout: the simulator, a bridge with CURVE on over TCP, key f
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -156,3 +157,19 @@ def test_a_non_loopback_bind_needs_curve_or_an_explicit_flag(tmp_path: Path, sim
         assert allowed.proc.poll() is None, "the bridge runs when asked to"
     finally:
         allowed.stop()
+
+
+def test_the_healthcheck_takes_a_client_key_and_says_what_it_lacks(curved: CurvedBridge) -> None:
+    """The Docker HEALTHCHECK with CURVE on: healthy with an allowed key from the environment, and
+    without one an unhealthy line that names the missing settings."""
+
+    def health(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "bridge.healthcheck", "--rep", curved.rep, "--timeout", "1"]
+        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=30, env={**os.environ, **env})
+
+    keyed = health({"TWSBRIDGE_SERVER_KEY": str(curved.keys / "bridge.key"),
+                    "TWSBRIDGE_CLIENT_KEY": str(curved.keys / "alice.key_secret")})  # fmt: skip
+    assert keyed.returncode == 0 and keyed.stdout.startswith("healthy"), keyed.stdout + keyed.stderr
+    bare = health({})
+    assert bare.returncode == 1
+    assert bare.stderr.strip().endswith("needs TWSBRIDGE_SERVER_KEY and TWSBRIDGE_CLIENT_KEY)"), bare.stderr
