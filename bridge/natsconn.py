@@ -48,7 +48,8 @@ class NatsUnavailable(Exception):
 def _refused(exc: BaseException) -> bool:
     """Errors retrying cannot fix: the server answered and said no, or TLS failed."""
     text = str(exc).lower()
-    return "authorization" in text or "authentication" in text or "ssl" in text or "certificate" in text
+    words = ("authorization", "authentication", "ssl", "certificate", "secure connection", "tls")
+    return any(word in text for word in words)
 
 
 async def connect(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -389,3 +390,30 @@ def test_one_nats_client_flooding_lookups_does_not_queue_another_one_behind_it(
     assert codes.count("busy") >= 1 and not any(a["ok"] for a in answers), "the flooder met its own cap"
     ahead = order.index("other")
     assert ahead < 20, f"{ahead} of the flood's 40 replies came before the other client's (one shared lane: ~33)"
+
+
+def test_tls_when_the_url_says_so_with_the_servers_ca(tmp_path: Path, bridge: Bridge) -> None:
+    """A NATS server with TLS: relay and printer reach it with tls:// and the CA file; a plaintext URL
+    is refused at once, in one line."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs openssl to make a certificate")
+    cert, key = tmp_path / "nats-cert.pem", tmp_path / "nats-key.pem"
+    made = subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                           str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    server = NatsServer(tmp_path, extra=["--tls", "--tlscert", str(cert), "--tlskey", str(key)])
+    url = f"tls://127.0.0.1:{server.port}"
+    relay = Relay(tmp_path, bridge, url, env={"TWSBRIDGE_NATS_TLS_CA": str(cert)})
+    try:
+        args = ["-m", "consumers.printer", "BTC.CRYPTO", "--nats", url, "--nats-tls-ca", str(cert), "--count", "5"]
+        printer = Process("printer-tls", args, tmp_path)
+        assert printer.wait(20) == 0, printer.output
+        assert sum(" BTC.CRYPTO.PAXOS.USD  " in line for line in printer.output.splitlines()) == 5, printer.output
+        plain = Process("printer-plain", ["-m", "consumers.printer", "AAPL", "--nats", server.url], tmp_path)
+        assert plain.wait(20) == 1
+        assert plain.output.count("\n") == 1 and "cannot connect to NATS" in plain.output, plain.output
+    finally:
+        relay.stop()
+        server.stop()
