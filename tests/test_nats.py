@@ -70,14 +70,20 @@ async def _request(nc: Any, body: bytes) -> dict[str, Any]:
 
 
 async def stored_seqs(url: str, subject_: str) -> list[int]:
-    """The bus seqs of every message the stream holds for `subject_`, in stream order."""
+    """The bus seqs of the messages the stream holds for `subject_` now, in stream order (data keeps
+    coming meanwhile: reading stops at the stream's end as it was when asked)."""
     nc = await nats.connect(url)
-    psub = await nc.jetstream().pull_subscribe(subject_)
+    js = nc.jetstream()
+    end = (await js.stream_info("TWSBRIDGE")).state.last_seq
+    psub = await js.pull_subscribe(subject_)
     seqs: list[int] = []
     try:
         while True:
-            seqs += [int(m.headers["Twsbridge-Seq"]) for m in await psub.fetch(500, timeout=2)]
-    except nats.errors.TimeoutError:
+            for m in await psub.fetch(500, timeout=2):
+                if m.metadata.sequence.stream > end:
+                    raise StopAsyncIteration
+                seqs.append(int(m.headers["Twsbridge-Seq"]))
+    except (nats.errors.TimeoutError, StopAsyncIteration):
         pass
     await nc.close()
     return seqs
