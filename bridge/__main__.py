@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 
 from . import config, sdnotify
@@ -19,6 +21,7 @@ log = logging.getLogger("tws-bridge")
 async def serve(settings: config.Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    log.info("event loop: %s.%s", type(loop).__module__, type(loop).__qualname__)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     simulator = None
@@ -64,7 +67,21 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    asyncio.run(serve(settings))
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(serve(settings))
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (a dependency on Linux and macOS): each wake-up for a
+    TWS read costs about half of asyncio's own loop's, which is most of the bridge's CPU per message at
+    the rates TWS sends (bench/e2e.py). TWSBRIDGE_EVENT_LOOP=asyncio keeps the standard one."""
+    if os.environ.get("TWSBRIDGE_EVENT_LOOP", "").lower() == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 if __name__ == "__main__":

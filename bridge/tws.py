@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import cast
 
 from .fairness import SYSTEM, Lanes
 from .liveness import Backoff, Failure, Liveness, Verdict
@@ -68,8 +69,7 @@ class _Link(asyncio.Protocol):
             self.transport.abort()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # a stream transport (uvloop's is not a subclass)
         self.owner.attach(self)
         transport.write(self.conn.initiate())  # the greeting: TWS does not count it
 

@@ -242,3 +242,10 @@ def test_a_bridge_started_before_tws_says_so_and_connects_when_tws_comes(tmp_pat
             sim.stop()
     finally:
         bridge.stop()
+
+
+def test_the_bridge_runs_on_uvloop_where_it_is_installed(bridge: Bridge) -> None:
+    """uvloop halves the cost of each TWS read (bench/e2e.py); a silent fall-back would double it."""
+    pytest.importorskip("uvloop", reason="uvloop is a dependency on Linux and macOS only")
+    wait_for(lambda: "event loop: " in bridge.output, 10, "the bridge's start-up log")
+    assert "event loop: uvloop.Loop" in bridge.output
