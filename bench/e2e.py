@@ -10,8 +10,9 @@ What runs, every part its own process (bench/e2e_roles.py), everything on 127.0.
   tickString frames for the reqMktData id at a fixed rate (every ~1 ms, all frames due);
 - ours: the real bridge, `python -m bridge --tws-host --tws-port --pub --rep --metrics` on free
   ports, subscribed through its request socket as a consumer would (lease renewed by the harness);
-- floor: the least a bridge could do (e2e_roles.run_floor): blocking recv, split frames, pack a
-  small msgpack map, PUB send; no asyncio, no event decoding, no subscription book, no metrics;
+- floor: the least a bridge could do (e2e_roles.run_floor): blocking recv, split frames, pack the
+  bridge's own payload for the tick (same keys, same values: the same output), PUB send; no
+  asyncio, no event decoding, no subscription book, no metrics;
 - subscribers: 1 or 8 SUB processes on the topic, each recording (latency, seq).
 
 Both implementations get their own feeder process (same code). Each point (rate, subscribers)
@@ -526,6 +527,11 @@ def verdicts(points: list[Point], subscribers: list[int]) -> list[str]:
         verdict = "met" if ours.lost == 0 and ours.gaps == 0 else "MISSED"
         lines.append(f"loss ours at 10k ticks/s, {ours.subscribers} subs: {ours.lost} lost, {ours.gaps} in seq gaps "
                      f"of {ours.written * ours.subscribers} (target 0): {verdict}")  # fmt: skip
+    for p in points:
+        markers = sorted({m for s in p.rounds for r in s.results for m in r.get("markers", [])})
+        if markers:
+            lines.append(f"note: {p.impl} at {p.rate / 1000:g}k/s x{p.subscribers} also published {', '.join(markers)} "
+                         "on the topic (see the bridge's log)")  # fmt: skip
     busiest = max((p.others for p in points if not math.isnan(p.others)), default=0.0)
     if busiest > 0.25:
         lines.append(f"note: other work used up to {busiest:.2f} cores during these points (column other): tails are "

@@ -88,6 +88,8 @@ class Feeder:
             elif isinstance(item, rq.ReqMktData):
                 self.set_request(item.req_id)
                 emit(ev="mktdata", req_id=item.req_id)
+            elif isinstance(item, rq.ReqCurrentTime):  # the bridge's heartbeat while the feed is quiet
+                out.append(self.server.send(ev.CurrentTime(int(time.time()))))
             elif isinstance(item, rq.CancelMktData) and item.req_id == self.req_id:
                 self.req_id = None
                 emit(ev="cancelled", req_id=item.req_id)
@@ -184,8 +186,9 @@ def run_feeder(max_seconds: float) -> None:
 
 def run_floor(tws_port: int, pub_endpoint: str, topic: str, max_seconds: float) -> None:
     """Handshake + startApi + one reqMktData through the protocol layer, then the loop the bridge
-    is measured against: recv, split frames, pack a small map, PUB send. No asyncio, no book,
-    no metrics, no event decoding."""
+    is measured against: recv, split frames, pack the bridge's payload for the tick (the same keys
+    and values), PUB send. No asyncio, no book, no metrics, no event decoding."""
+    from bridge.payload import tick_name
     from bridge.protocol import ClientConnection, Contract, FrameReader
     from bridge.protocol import events as ev
     from bridge.protocol import requests as rq
@@ -218,6 +221,8 @@ def run_floor(tws_port: int, pub_endpoint: str, topic: str, max_seconds: float) 
     # in `conn`'s buffer: the loop below starts on a frame boundary.
     reader = FrameReader()
     topic_b = topic.encode()
+    instrument = topic.split("/", 1)[1]
+    names: dict[bytes, tuple[str, int]] = {}  # tick type field -> (name, number), as the bridge names them
     pack = msgpack.Packer().pack
     send = pub.send
     recv = sock.recv
@@ -238,8 +243,14 @@ def run_floor(tws_port: int, pub_endpoint: str, topic: str, max_seconds: float) 
             if fields[0] != MSG_TICK_STRING:
                 continue
             seq += 1
+            tick = names.get(fields[3])
+            if tick is None:
+                tick = names[fields[3]] = (tick_name(int(fields[3])), int(fields[3]))
+            # The bridge's own payload for a tickString (docs/bus.md), key for key: the same output.
             send(topic_b, zmq.SNDMORE)
-            send(pack({"seq": seq, "value": fields[4].decode(), "recv_ns": recv_ns}))
+            send(pack({"v": 1, "kind": "quote", "event": "tick_string", "instrument": instrument, "seq": seq,
+                       "recv_ns": recv_ns, "tws_time": None, "tick": tick[0], "tick_type": tick[1],
+                       "value": fields[4].decode()}))  # fmt: skip
     pub.close()
     ctx.term()
 
@@ -269,6 +280,7 @@ def run_subscriber(endpoint: str, topic: str, out: str, max_seconds: float) -> N
     prev_seq: int | None = None
     first_ns = last_ns = 0
     ready = False
+    markers: list[str] = []
     cpu_at_ready = 0.0
     stop_at: float | None = None
     last_msg = clock()
@@ -283,6 +295,9 @@ def run_subscriber(endpoint: str, topic: str, out: str, max_seconds: float) -> N
                     break
                 msg = unpackb(payload)
                 t = now_ns()
+                if "value" not in msg:  # a marker on the topic (stale/resumed, an error), not a tick
+                    markers.append(str(msg.get("event")))
+                    continue
                 stamp = int(msg["value"])
                 seq = msg["seq"]
                 if prev_seq is not None:
@@ -320,7 +335,7 @@ def run_subscriber(endpoint: str, topic: str, out: str, max_seconds: float) -> N
         inbound.tofile(f)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     emit(ev="result", received=received, warm=warm, gaps=gaps, backwards=backwards, first_ns=first_ns,
-         last_ns=last_ns, cpu_s=usage.ru_utime + usage.ru_stime - cpu_at_ready)  # fmt: skip
+         last_ns=last_ns, cpu_s=usage.ru_utime + usage.ru_stime - cpu_at_ready, markers=markers[:20])  # fmt: skip
     sub.close()
     ctx.term()
 

@@ -7,7 +7,10 @@ known list (others count as "other"); nothing a REQ client sends can create a la
 
 from __future__ import annotations
 
+import math
 import re
+from bisect import bisect_left
+from collections.abc import Iterator
 
 import prometheus_client
 from prometheus_client import (
@@ -20,6 +23,9 @@ from prometheus_client import (
     ProcessCollector,
     start_http_server,
 )
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from .hints import is_notice
 from .ops import BAD_REQUEST_REASONS
@@ -48,6 +54,45 @@ def event_kind(cls: type) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls.__name__).lower()
 
 
+class HotPath(Collector):
+    """The metrics updated on every socket read, kept as plain numbers and made into Prometheus series
+    only when scraped. A prometheus_client counter or histogram takes a lock on each update: three per
+    read was a measurable part of the bridge's CPU per message (bench/e2e.py). Updated on the event
+    loop's thread only; a scrape from the HTTP thread reads numbers that may be one read behind."""
+
+    def __init__(self) -> None:
+        self.received: dict[type, int] = dict.fromkeys(ev.Event.__args__, 0)  # type: ignore[attr-defined]
+        self.published = 0
+        self.latency_buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one: above every bound
+        self.latency_sum = 0.0
+
+    def observe_latency(self, seconds: float) -> None:
+        self.latency_buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.latency_sum += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        received = CounterMetricFamily(
+            "twsbridge_tws_messages_received", "Messages decoded from TWS, by kind.", labels=["kind"]
+        )
+        for cls, n in list(self.received.items()):
+            received.add_metric([event_kind(cls)], n)
+        yield received
+        yield CounterMetricFamily(
+            "twsbridge_messages_published", "Data messages published on the PUB socket.", value=self.published
+        )
+        counts, total, buckets = list(self.latency_buckets), 0, []
+        for bound, n in zip((*LATENCY_BUCKETS, math.inf), counts, strict=True):
+            total += n
+            buckets.append((floatToGoString(bound), total))
+        yield HistogramMetricFamily(
+            "twsbridge_publish_latency_seconds",
+            "Time from reading TWS bytes off the socket to publishing the last message they held "
+            "(one observation per socket read: the longest any message of that read waited).",
+            buckets=buckets,
+            sum_value=self.latency_sum,
+        )
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -56,12 +101,8 @@ class Metrics:
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         GCCollector(registry=r)
-        self.received = Counter(
-            "twsbridge_tws_messages_received", "Messages decoded from TWS, by kind.", ["kind"], registry=r
-        )
-        self.published = Counter(
-            "twsbridge_messages_published", "Data messages published on the PUB socket.", registry=r
-        )
+        self.hot = HotPath()  # messages received and published, publish latency: see HotPath
+        r.register(self.hot)
         self.tws_up = Gauge(
             "twsbridge_tws_up", "1 once TWS has sent nextValidId, 0 while the connection is down.", registry=r
         )
@@ -89,15 +130,6 @@ class Metrics:
             ["op", "outcome"],
             registry=r,
         )
-        self.latency = Histogram(
-            "twsbridge_publish_latency_seconds",
-            "Time from reading TWS bytes off the socket to publishing the last message they held "
-            "(one observation per socket read: the longest any message of that read waited).",
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        # Label children resolved once, so the hot path does no label lookup.
-        self.received_by_type = {t: self.received.labels(event_kind(t)) for t in ev.Event.__args__}  # type: ignore[attr-defined]
         self.tws_ib_connected = Gauge(
             "twsbridge_tws_ib_connected", "0 while TWS reports its connection to IB lost (1100), else 1.", registry=r
         )

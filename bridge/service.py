@@ -189,11 +189,12 @@ class Bridge:
         send = self.pub.send
         pack = self._packer.pack
         more = _SNDMORE
-        counts: dict[type, int] = {}
+        hot = self.metrics.hot
+        received = hot.received
         published = 0
         for event in events:
             cls = type(event)
-            counts[cls] = counts.get(cls, 0) + 1
+            received[cls] += 1
             build = builders.get(cls)
             if build is None:
                 self._on_control_event(event, recv_ns)
@@ -209,14 +210,9 @@ class Bridge:
             published += 1
             if self._first_answer:
                 self._answered(line.req_id, None)
-        # Metrics once per socket read, not per message (a lock each): the latency observed is the
-        # read's last message, the longest any message of that read waited.
-        received = self.metrics.received_by_type
-        for cls, n in counts.items():
-            received[cls].inc(n)
-        if published:
-            self.metrics.published.inc(published)
-            self.metrics.latency.observe((time.perf_counter_ns() - recv_perf) * 1e-9)
+        if published:  # latency: the read's last message, the longest any message of that read waited
+            hot.published += published
+            hot.observe_latency((time.perf_counter_ns() - recv_perf) * 1e-9)
 
     # --- everything else TWS says ----------------------------------------------------------------
 
@@ -397,7 +393,7 @@ class Bridge:
     def _publish(self, topic: bytes, payload: dict[str, object]) -> None:
         self.pub.send(topic, zmq.SNDMORE)
         self.pub.send(self._packer.pack(payload))
-        self.metrics.published.inc()
+        self.metrics.hot.published += 1
 
     def publish_state(self, fields: dict[str, object]) -> None:
         self._state_seq += 1
