@@ -193,7 +193,9 @@ class Bridge:
         # thread wakes once per read rather than once per message (a wake-up is three system calls).
         # Anything else published meanwhile (a marker, an error on a topic) sends what is built
         # before it, so every topic keeps its order.
+        first_answer = self._first_answer  # the same dict throughout: _answered pops from it
         out: list[bytes] = []  # topic, payload, topic, payload, ...
+        append = out.append
         for event in events:
             cls = type(event)
             received[cls] += 1
@@ -201,7 +203,7 @@ class Bridge:
             if build is None:
                 if out:
                     self._send_built(out)
-                    out = []
+                    out.clear()
                 self._on_control_event(event, recv_ns)
                 continue
             line = by_req.get(event[0])  # type: ignore[index]
@@ -210,10 +212,11 @@ class Bridge:
             if line.stale:
                 if out:
                     self._send_built(out)
-                    out = []
+                    out.clear()
                 self._line_fresh(line, recv_ns)
-            out += (line.topic, pack(build(event, line, recv_ns)))
-            if self._first_answer:
+            append(line.topic)
+            append(pack(build(event, line, recv_ns)))
+            if first_answer:
                 self._answered(line.req_id, None)
         if out:  # latency: the read's last message, the longest any message of that read waited
             self._send_built(out)

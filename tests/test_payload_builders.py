@@ -1,0 +1,65 @@
+"""The hot-path payload builders (bridge.payload) against a plain reference: the head every payload
+shares, then the event's fields, as docs/bus.md lists them. Same bytes on the bus, same latest-values
+picture, same seq, for any tick."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridge import payload as pl
+from bridge.book import Line, LineKey
+from bridge.protocol import Contract
+from bridge.protocol import events as ev
+
+tick_types = st.integers(min_value=0, max_value=120)  # known tick types and unknown ones (tick_N)
+prices = st.floats(allow_nan=False, allow_infinity=False)
+sizes = st.none() | st.floats(min_value=0, allow_nan=False, allow_infinity=False)
+strings = st.text(max_size=30) | st.integers(min_value=0, max_value=2**62).map(str)  # timestamps too
+events = st.one_of(
+    st.builds(ev.TickPrice, st.just(1), tick_types, prices, sizes, st.integers(0, 7)),
+    st.builds(ev.TickSize, st.just(1), tick_types, sizes),
+    st.builds(ev.TickString, st.just(1), tick_types, strings),
+    st.builds(ev.TickGeneric, st.just(1), tick_types, prices),
+)
+
+
+def reference(e: Any, line: Line, recv_ns: int) -> dict[str, Any]:
+    """What a payload is: the head (docs/bus.md), then the tick's own fields; `latest` updated."""
+    name = pl.tick_name(e.tick_type)
+    tws_time = None
+    if isinstance(e, ev.TickString) and e.tick_type in pl._TIMESTAMP_TICKS and e.value.isdigit():
+        tws_time = int(e.value)
+    event = {ev.TickPrice: "tick_price", ev.TickSize: "tick_size", ev.TickString: "tick_string",
+             ev.TickGeneric: "tick_generic"}[type(e)]  # fmt: skip
+    line.seq += 1
+    p = {"v": pl.SCHEMA, "kind": line.key.kind, "event": event, "instrument": line.key.instrument, "seq": line.seq,
+         "recv_ns": recv_ns, "tws_time": tws_time, "tick": name, "tick_type": e.tick_type}  # fmt: skip
+    if isinstance(e, ev.TickPrice):
+        p |= {"price": e.price, "size": e.size, "attrib": e.attrib_mask}
+        line.latest[name] = e.price
+        if e.size is not None and e.tick_type in pl._SIZE_OF_PRICE:
+            line.latest[pl._SIZE_OF_PRICE[e.tick_type]] = e.size
+    elif isinstance(e, ev.TickSize):
+        p["size"] = e.size
+        line.latest[name] = e.size
+    else:
+        p["value"] = e.value
+        line.latest[name] = e.value
+    return p
+
+
+def _line() -> Line:
+    return Line(LineKey("AAPL.STK.SMART.USD", "quote"), Contract("AAPL", "STK", "SMART", "USD"), 1, b"quote/AAPL")
+
+
+@given(st.lists(events, min_size=1, max_size=20), st.integers(min_value=0, max_value=2**63 - 1))
+def test_builders_publish_what_the_reference_says(ticks: list[Any], recv_ns: int) -> None:
+    ours, theirs = _line(), _line()
+    for e in ticks:
+        built = pl.BUILDERS[type(e)](e, ours, recv_ns)
+        assert msgpack.packb(built) == msgpack.packb(reference(e, theirs, recv_ns))
+    assert (ours.seq, ours.latest) == (theirs.seq, theirs.latest)
