@@ -401,29 +401,31 @@ class BusClient:
     def recv(self, timeout: float | None = None) -> Message | None:
         """Next wanted message, or None on timeout or once stopped by a signal. Renews leases while waiting."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        poller = zmq.Poller()
-        poller.register(self._sub, zmq.POLLIN)
-        wake = self._wake_r.fileno() if self._wake_r is not None else None
-        if wake is not None:  # zmq's poll reports plain sockets by their fd
-            poller.register(wake, zmq.POLLIN)
         while not self._stop_flag:
             self._renew_if_due(deadline)
             now = time.monotonic()
             wait = self._next_renew - now
             if deadline is not None:
                 wait = min(wait, deadline - now)
-            if wait < 0:
-                wait = 0
-            events = dict(poller.poll(None if wait == float("inf") else int(wait * 1000) + 1))
-            if wake is not None and wake in events:
-                self._drain_wake()
-            if self._sub in events:
-                msg = self._read(zmq.NOBLOCK)
-                if msg is not None:
-                    return msg
+            msg = self._wait_message(max(0.0, wait))
+            if msg is not None:
+                return msg
             if deadline is not None and time.monotonic() >= deadline:
                 return None
         return None
+
+    def _wait_message(self, wait: float) -> Message | None:
+        """The transport's part of recv(): a wanted message within `wait` seconds (inf: until one comes),
+        or None after the wait, a signal's wake-up, or a message that was not ours."""
+        poller = zmq.Poller()
+        poller.register(self._sub, zmq.POLLIN)
+        wake = self._wake_r.fileno() if self._wake_r is not None else None
+        if wake is not None:  # zmq's poll reports plain sockets by their fd
+            poller.register(wake, zmq.POLLIN)
+        events = dict(poller.poll(None if wait == float("inf") else int(wait * 1000) + 1))
+        if wake is not None and wake in events:
+            self._drain_wake()
+        return self._read(zmq.NOBLOCK) if self._sub in events else None
 
     def pending(self) -> Iterator[Message]:
         """Messages already queued locally, without waiting: drain these after a stop so none are dropped."""

@@ -241,26 +241,13 @@ class NatsBusClient(BusClient):
             return
         self._inbox.put((topic, msg.data, position))
 
-    def recv(self, timeout: float | None = None) -> Message | None:
-        """Next wanted message, or None on timeout or once stopped. Renews leases while waiting."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._stop_flag:
-            self._renew_if_due(deadline)
-            now = time.monotonic()
-            wait = self._next_renew - now
-            if deadline is not None:
-                wait = min(wait, deadline - now)
-            try:
-                item = self._inbox.get(timeout=None if wait == float("inf") else max(0.0, wait))
-            except queue.Empty:
-                item = _WAKE
-            if item is not _WAKE:
-                msg = self._take(item)
-                if msg is not None:
-                    return msg
-            if deadline is not None and time.monotonic() >= deadline:
-                return None
-        return None
+    def _wait_message(self, wait: float) -> Message | None:
+        """recv()'s wait: the next stream message within `wait` seconds; None after it or a wake-up."""
+        try:
+            item = self._inbox.get(timeout=None if wait == float("inf") else wait)
+        except queue.Empty:
+            return None
+        return None if item is _WAKE else self._take(item)
 
     def pending(self) -> Iterator[Message]:
         """Messages already received, without waiting: drain these after a stop so none are dropped."""
