@@ -77,6 +77,7 @@ class Bridge:
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}  # contract lookups by req_id
         self._first_answer: dict[int, asyncio.Future[ev.Error | None]] = {}  # new lines by req_id
+        self._built: list[bytes] = []  # topic, payload, ... of the current read, not sent yet
         self._qualified: dict[Contract, Contract] = {}
         self._lookups: dict[Contract, asyncio.Future[Contract]] = {}  # in flight, shared by identical asks
         self._lookups_by_client: dict[bytes, int] = {}  # outstanding lookups per request-socket peer
@@ -187,47 +188,41 @@ class Bridge:
         by_req = self.book.by_req_id
         builders = pl.BUILDERS
         pack = self._packer.pack
-        hot = self.metrics.hot
-        received = hot.received
-        # Built first, sent together: a burst fills the subscribers' pipes at once, so ZeroMQ's I/O
-        # thread wakes once per read rather than once per message (a wake-up is three system calls).
-        # Anything else published meanwhile (a marker, an error on a topic) sends what is built
-        # before it, so every topic keeps its order.
+        received = self.metrics.hot.received
+        # Built first, sent together (_send_built): a burst fills the subscribers' pipes at once, so
+        # ZeroMQ's I/O thread wakes once per read rather than once per message (a wake-up is three
+        # system calls). Whatever else is published meanwhile sends them first (_publish).
         first_answer = self._first_answer  # the same dict throughout: _answered pops from it
-        out: list[bytes] = []  # topic, payload, topic, payload, ...
-        append = out.append
+        append = self._built.append
+        data = False
         for event in events:
             cls = type(event)
             received[cls] += 1
             build = builders.get(cls)
             if build is None:
-                if out:
-                    self._send_built(out)
-                    out.clear()
                 self._on_control_event(event, recv_ns)
                 continue
             line = by_req.get(event[0])  # type: ignore[index]
             if line is None:
                 continue  # answers still in flight for a request we cancelled
             if line.stale:
-                if out:
-                    self._send_built(out)
-                    out.clear()
                 self._line_fresh(line, recv_ns)
             append(line.topic)
             append(pack(build(event, line, recv_ns)))
+            data = True
             if first_answer:
                 self._answered(line.req_id, None)
-        if out:  # latency: the read's last message, the longest any message of that read waited
-            self._send_built(out)
-            hot.observe_latency((time.perf_counter_ns() - recv_perf) * 1e-9)
+        if data:  # latency: the read's last message, the longest any message of that read waited
+            self._send_built()
+            self.metrics.hot.observe_latency((time.perf_counter_ns() - recv_perf) * 1e-9)
 
-    def _send_built(self, out: list[bytes]) -> None:
-        send, more = self.pub.send, _SNDMORE
+    def _send_built(self) -> None:
+        out, send, more = self._built, self.pub.send, _SNDMORE
         for i in range(0, len(out), 2):
             send(out[i], more)
             send(out[i + 1])
         self.metrics.hot.published += len(out) // 2
+        out.clear()
 
     # --- everything else TWS says ----------------------------------------------------------------
 
@@ -406,6 +401,8 @@ class Bridge:
     # --- publishing off the hot path -----------------------------------------------------------
 
     def _publish(self, topic: bytes, payload: dict[str, object]) -> None:
+        if self._built:  # what the current read built goes first: every topic keeps its order
+            self._send_built()
         self.pub.send(topic, zmq.SNDMORE)
         self.pub.send(self._packer.pack(payload))
         self.metrics.hot.published += 1

@@ -244,17 +244,24 @@ class BusClient:
         lease: int = DEFAULT_LEASE,
     ) -> Subscription:
         """Ask the bridge for a stream; short forms like "AAPL" go unchanged, the bridge resolves them."""
-        # The topic is known only from the reply, and a SUB filter added then reaches the bridge a
-        # moment later: messages published in between would be lost. So take the whole kind while
-        # asking, and narrow to the exact topic once it is known (filters apply in order).
+        with self._subscribing(kind):
+            reply = self._subscribe_request(instrument, kind, market_data_type, generic_ticks, lease)
+            return self._subscription(reply, instrument, kind, market_data_type, generic_ticks, lease)
+
+    @contextlib.contextmanager
+    def _subscribing(self, kind: str) -> Iterator[None]:
+        """While a subscribe is asked: no message the bridge publishes after its reply may be missed.
+
+        The topic is known only from the reply, and a SUB filter added then reaches the bridge a
+        moment later: messages published in between would be lost. So take the whole kind while
+        asking, and narrow to the exact topic once it is known (filters apply in order).
+        """
         early = f"{kind}/".encode()
         self._sub.setsockopt(zmq.SUBSCRIBE, early)
         try:
-            reply = self._subscribe_request(instrument, kind, market_data_type, generic_ticks, lease)
-            sub = self._subscription(reply, instrument, kind, market_data_type, generic_ticks, lease)
+            yield
         finally:
             self._sub.setsockopt(zmq.UNSUBSCRIBE, early)
-        return sub
 
     def _subscribe_request(
         self, instrument: str | dict[str, Any], kind: str, market_data_type: str, generic_ticks: str, lease: int

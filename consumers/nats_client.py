@@ -35,14 +35,12 @@ from bridge.natsconn import connect as nats_connect
 from bridge.subjects import PREFIX, REQUEST_SUBJECT, subject
 from bridge.subjects import topic as topic_of
 from consumers.client import (
-    DEFAULT_LEASE,
     DEFAULT_TIMEOUT,
     BridgeError,
     BridgeTimeout,
     BusClient,
     Message,
     Stopped,
-    Subscription,
 )
 
 STREAM = "TWSBRIDGE"  # the relay's default --stream
@@ -155,19 +153,12 @@ class NatsBusClient(BusClient):
             raise BridgeError(str(reply.get("code", "unknown")), str(reply.get("error", "request failed")), reply)
         return reply
 
-    def subscribe(
-        self,
-        instrument: str | dict[str, Any],
-        kind: str = "quote",
-        market_data_type: str = "live",
-        generic_ticks: str = "",
-        lease: int = DEFAULT_LEASE,
-    ) -> Subscription:
-        """Ask the bridge for a stream; its data is read from the stream position taken before asking."""
+    @contextlib.contextmanager
+    def _subscribing(self, kind: str) -> Iterator[None]:
+        """The stream position read before asking: the new topic's consumer starts there (_add_topic)."""
         self._next_start = self._stream_end() + 1
         try:
-            reply = self._subscribe_request(instrument, kind, market_data_type, generic_ticks, lease)
-            return self._subscription(reply, instrument, kind, market_data_type, generic_ticks, lease)
+            yield
         finally:
             self._next_start = None
 
