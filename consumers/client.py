@@ -110,6 +110,19 @@ def _curve_options(server_key: str | os.PathLike[str] | None, client_key: str | 
         raise BridgeError("bad_keys", str(exc)) from None
 
 
+def reply_of(raw: bytes, where: str) -> dict[str, Any]:
+    """A bridge reply (`where` it came, for errors): the map if `ok`, else BridgeError with its code."""
+    try:
+        reply = msgpack.unpackb(raw, raw=False)
+    except Exception as exc:
+        raise BridgeError("bad_reply", f"reply {where} is not msgpack: {exc}") from None
+    if not isinstance(reply, dict):
+        raise BridgeError("bad_reply", f"reply {where} is not a map: {reply!r}")
+    if reply.get("ok") is not True:
+        raise BridgeError(str(reply.get("code", "unknown")), str(reply.get("error", "request failed")), reply)
+    return reply
+
+
 class BusClient:
     """Requests over a REQ socket, data over a SUB socket, leases renewed inside recv()."""
 
@@ -184,15 +197,7 @@ class BusClient:
             if isinstance(exc, zmq.Again):
                 raise BridgeTimeout("timeout", f"cannot send to the bridge at {self.rep}") from None
             raise
-        try:
-            reply = msgpack.unpackb(raw, raw=False)
-        except Exception as exc:
-            raise BridgeError("bad_reply", f"reply from {self.rep} is not msgpack: {exc}") from None
-        if not isinstance(reply, dict):
-            raise BridgeError("bad_reply", f"reply from {self.rep} is not a map: {reply!r}")
-        if reply.get("ok") is not True:
-            raise BridgeError(str(reply.get("code", "unknown")), str(reply.get("error", "request failed")), reply)
-        return reply
+        return reply_of(raw, f"from {self.rep}")
 
     def _socket(self, kind: int) -> zmq.Socket:
         sock = self._ctx.socket(kind)

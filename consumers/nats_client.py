@@ -41,6 +41,7 @@ from consumers.client import (
     BusClient,
     Message,
     Stopped,
+    reply_of,
 )
 
 STREAM = "TWSBRIDGE"  # the relay's default --stream
@@ -143,15 +144,7 @@ class NatsBusClient(BusClient):
             ) from None
         except nats.errors.Error as exc:
             raise BridgeTimeout("timeout", f"NATS at {self.url}: {exc}") from None
-        try:
-            reply = msgpack.unpackb(answer.data, raw=False)
-        except Exception as exc:
-            raise BridgeError("bad_reply", f"reply through {self.url} is not msgpack: {exc}") from None
-        if not isinstance(reply, dict):
-            raise BridgeError("bad_reply", f"reply through {self.url} is not a map: {reply!r}")
-        if reply.get("ok") is not True:
-            raise BridgeError(str(reply.get("code", "unknown")), str(reply.get("error", "request failed")), reply)
-        return reply
+        return reply_of(answer.data, f"through {self.url}")
 
     @contextlib.contextmanager
     def _subscribing(self, kind: str) -> Iterator[None]:
