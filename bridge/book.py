@@ -57,6 +57,7 @@ class SubscriptionBook:
     def __init__(self) -> None:
         self._lines: dict[LineKey, Line] = {}
         self._by_req: dict[int, Line] = {}
+        self._by_req_field: dict[bytes, Line] = {}  # the same, keyed by req_id as TWS writes it
         self._by_sub: dict[str, Line] = {}
         self._lease_seconds: dict[str, float] = {}
         self.seqs = Seqs()  # a topic's seq goes on where it stopped when its line comes back
@@ -65,6 +66,20 @@ class SubscriptionBook:
     def by_req_id(self) -> dict[int, Line]:
         """req_id -> line; the hot path's one lookup per event."""
         return self._by_req
+
+    @property
+    def by_req_field(self) -> dict[bytes, Line]:
+        """req_id as TWS writes it (b"17") -> line: the hot path finds a tick's line from its wire
+        field, without int()."""
+        return self._by_req_field
+
+    def _index(self, req_id: int, line: Line) -> None:
+        self._by_req[req_id] = line
+        self._by_req_field[b"%d" % req_id] = line
+
+    def _unindex(self, req_id: int) -> None:
+        self._by_req.pop(req_id, None)
+        self._by_req_field.pop(b"%d" % req_id, None)
 
     def lines(self) -> list[Line]:
         return list(self._lines.values())
@@ -83,7 +98,7 @@ class SubscriptionBook:
             line = Line(key, contract, req_id, key.topic.encode())
             line.seq = self.seqs.resume(line.topic)
             self._lines[key] = line
-            self._by_req[req_id] = line
+            self._index(req_id, line)
         sub_id = secrets.token_hex(8)
         line.leases[sub_id] = now + lease
         self._by_sub[sub_id] = line
@@ -138,14 +153,14 @@ class SubscriptionBook:
 
     def reassign(self, line: Line, req_id: int) -> None:
         """Give a line a new TWS request id (after a reconnect)."""
-        self._by_req.pop(line.req_id, None)
+        self._unindex(line.req_id)
         line.req_id = req_id
-        self._by_req[req_id] = line
+        self._index(req_id, line)
 
     def _drop_if_unused(self, line: Line) -> Line | None:
         if line.leases:
             return None
         if self._lines.pop(line.key, None) is not None:
             self.seqs.remember(line.topic, line.seq)
-        self._by_req.pop(line.req_id, None)
+        self._unindex(line.req_id)
         return line

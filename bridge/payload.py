@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .book import Line
-from .protocol import TickType
+from .protocol import Decoder, In, TickType
 from .protocol import events as ev
+from .protocol.fields import number, size, text
 
 SCHEMA = 1
 MARKET_DATA_TYPES = {1: "live", 2: "frozen", 3: "delayed", 4: "delayed_frozen"}
@@ -49,12 +50,16 @@ def _head(line: Line, kind_event: str, recv_ns: int, tws_time: int | None = None
 
 
 # The four commonest messages build their payload in one literal (no _head call, no dict growing
-# past its first size): key for key the same payload as _head + fields, at ~6% less time each.
+# past its first size): key for key the same payload as _head + fields. Each has a typed builder
+# (an event in) and a field builder (its wire fields in, `FIELD_BUILDERS`), sharing that literal.
 
 
-def _tick_price(e: ev.TickPrice, line: Line, recv_ns: int) -> Payload:
-    tick_type, price, size = e.tick_type, e.price, e.size
-    name = _TICK_NAMES.get(tick_type) or tick_name(tick_type)
+def _named(tick_type: int) -> tuple[str, int]:
+    return _TICK_NAMES.get(tick_type) or tick_name(tick_type), tick_type
+
+
+def _price_payload(line: Line, recv_ns: int, name: str, tick_type: int, price: float, size: float | None,
+                   attrib: int) -> Payload:  # fmt: skip
     line.seq = seq = line.seq + 1
     latest = line.latest
     latest[name] = price
@@ -63,12 +68,10 @@ def _tick_price(e: ev.TickPrice, line: Line, recv_ns: int) -> Payload:
     key = line.key
     return {"v": SCHEMA, "kind": key.kind, "event": "tick_price", "instrument": key.instrument, "seq": seq,
             "recv_ns": recv_ns, "tws_time": None, "tick": name, "tick_type": tick_type, "price": price, "size": size,
-            "attrib": e.attrib_mask}  # fmt: skip
+            "attrib": attrib}  # fmt: skip
 
 
-def _tick_size(e: ev.TickSize, line: Line, recv_ns: int) -> Payload:
-    tick_type, size = e.tick_type, e.size
-    name = _TICK_NAMES.get(tick_type) or tick_name(tick_type)
+def _size_payload(line: Line, recv_ns: int, name: str, tick_type: int, size: float | None) -> Payload:
     line.seq = seq = line.seq + 1
     line.latest[name] = size
     key = line.key
@@ -76,9 +79,7 @@ def _tick_size(e: ev.TickSize, line: Line, recv_ns: int) -> Payload:
             "recv_ns": recv_ns, "tws_time": None, "tick": name, "tick_type": tick_type, "size": size}  # fmt: skip
 
 
-def _tick_string(e: ev.TickString, line: Line, recv_ns: int) -> Payload:
-    tick_type, value = e.tick_type, e.value
-    name = _TICK_NAMES.get(tick_type) or tick_name(tick_type)
+def _string_payload(line: Line, recv_ns: int, name: str, tick_type: int, value: str) -> Payload:
     tws_time = int(value) if tick_type in _TIMESTAMP_TICKS and value.isdigit() else None
     line.seq = seq = line.seq + 1
     line.latest[name] = value
@@ -87,14 +88,81 @@ def _tick_string(e: ev.TickString, line: Line, recv_ns: int) -> Payload:
             "recv_ns": recv_ns, "tws_time": tws_time, "tick": name, "tick_type": tick_type, "value": value}  # fmt: skip
 
 
-def _tick_generic(e: ev.TickGeneric, line: Line, recv_ns: int) -> Payload:
-    tick_type, value = e.tick_type, e.value
-    name = _TICK_NAMES.get(tick_type) or tick_name(tick_type)
+def _generic_payload(line: Line, recv_ns: int, name: str, tick_type: int, value: float) -> Payload:
     line.seq = seq = line.seq + 1
     line.latest[name] = value
     key = line.key
     return {"v": SCHEMA, "kind": key.kind, "event": "tick_generic", "instrument": key.instrument, "seq": seq,
             "recv_ns": recv_ns, "tws_time": None, "tick": name, "tick_type": tick_type, "value": value}  # fmt: skip
+
+
+def _tick_price(e: ev.TickPrice, line: Line, recv_ns: int) -> Payload:
+    return _price_payload(line, recv_ns, *_named(e.tick_type), e.price, e.size, e.attrib_mask)
+
+
+def _tick_size(e: ev.TickSize, line: Line, recv_ns: int) -> Payload:
+    return _size_payload(line, recv_ns, *_named(e.tick_type), e.size)
+
+
+def _tick_string(e: ev.TickString, line: Line, recv_ns: int) -> Payload:
+    return _string_payload(line, recv_ns, *_named(e.tick_type), e.value)
+
+
+def _tick_generic(e: ev.TickGeneric, line: Line, recv_ns: int) -> Payload:
+    return _generic_payload(line, recv_ns, *_named(e.tick_type), e.value)
+
+
+# --- straight from the wire fields ----------------------------------------------------------------
+# The fields of tickPrice, tickSize, tickString and tickGeneric as the decoder reads them (text
+# message ids, server versions 157..200: id, version, reqId, tickType, ...), to the same payload
+# with no typed event between: the caller finds the line by the reqId field's bytes, and the tick
+# type is named from its bytes, so neither goes through int(). Conversions come first: a field
+# that does not convert raises before the line is touched, and the caller decodes the message the
+# typed way to say what was wrong (tests/test_payload_builders.py holds the two paths together).
+
+FieldBuilder = Callable[[list[bytes], Line, int], Payload]
+_TICK_BY_FIELD = {str(t.value).encode(): (t.name.lower(), t.value) for t in TickType}
+
+
+def _tick_of(raw: bytes) -> tuple[str, int]:
+    return _named(int(raw))
+
+
+def _tick_price_fields(f: list[bytes], line: Line, recv_ns: int) -> Payload:
+    _, _, _, tick, price, sz, mask, _ = f
+    name, tick_type = _TICK_BY_FIELD.get(tick) or _tick_of(tick)
+    return _price_payload(line, recv_ns, name, tick_type, float(price), size(sz), int(mask))
+
+
+def _tick_size_fields(f: list[bytes], line: Line, recv_ns: int) -> Payload:
+    _, _, _, tick, sz, _ = f
+    name, tick_type = _TICK_BY_FIELD.get(tick) or _tick_of(tick)
+    return _size_payload(line, recv_ns, name, tick_type, size(sz))
+
+
+def _tick_string_fields(f: list[bytes], line: Line, recv_ns: int) -> Payload:
+    _, _, _, tick, value, _ = f
+    name, tick_type = _TICK_BY_FIELD.get(tick) or _tick_of(tick)
+    return _string_payload(line, recv_ns, name, tick_type, text(value))
+
+
+def _tick_generic_fields(f: list[bytes], line: Line, recv_ns: int) -> Payload:
+    _, _, _, tick, value, _ = f
+    name, tick_type = _TICK_BY_FIELD.get(tick) or _tick_of(tick)
+    return _generic_payload(line, recv_ns, name, tick_type, number(value))
+
+
+def field_builders(decoder: Decoder) -> dict[bytes, tuple[type, FieldBuilder]]:
+    """Message id field -> (the event it decodes to, its field builder), for `decoder`'s
+    connection; empty where the layouts above do not hold (raw integer ids, server >= 201)."""
+    if decoder.raw_int_ids:
+        return {}
+    return {
+        b"%d" % In.TICK_PRICE: (ev.TickPrice, _tick_price_fields),
+        b"%d" % In.TICK_SIZE: (ev.TickSize, _tick_size_fields),
+        b"%d" % In.TICK_STRING: (ev.TickString, _tick_string_fields),
+        b"%d" % In.TICK_GENERIC: (ev.TickGeneric, _tick_generic_fields),
+    }
 
 
 def _tick_option(e: ev.TickOptionComputation, line: Line, recv_ns: int) -> Payload:

@@ -1,7 +1,7 @@
 """The bridge service: one TWS connection, a PUB socket for data, a request socket for subscriptions.
 
-The hot path is `on_tws_events`: a batch of decoded events, each looked up by request id, turned
-into a payload, packed and published. Everything else (subscriptions, contract lookups, leases,
+The hot path is `on_tws_messages`: one read's messages, each looked up by request id, turned into
+a payload, packed and published. Everything else (subscriptions, contract lookups, leases,
 reconnects, TWS errors) happens off that path.
 """
 
@@ -34,7 +34,7 @@ from .lines import tws_cancel, tws_request
 from .logsafe import Throttled, escape, quote
 from .metrics import REP_OPS, Metrics
 from .ops import MARKET_DATA_TYPES, RequestError, check_frames, parse_request, renew_ids, split_envelope, subscribe_args
-from .protocol import Contract
+from .protocol import Contract, Decoder
 from .protocol import events as ev
 from .protocol import requests as rq
 from .tws import Outgoing, TwsConnection
@@ -47,6 +47,8 @@ STATE_TOPIC = b"state"
 INTERNAL_ERROR = "the bridge failed on this request (an internal error, logged); retry, or report it"
 _HANDSHAKE_FAILURES = {zmq.EVENT_HANDSHAKE_FAILED_AUTH: "auth", zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "protocol"}
 _SNDMORE = int(zmq.SNDMORE)
+# What a field builder raises on fields that do not convert (as the decoder's handlers do).
+_FIELD_ERRORS = (ValueError, IndexError, OverflowError, TypeError)
 
 
 @dataclass
@@ -63,7 +65,7 @@ class Bridge:
         self.metrics = metrics or Metrics()
         self.book = SubscriptionBook()
         self.tws = TwsConnection(
-            settings.tws_host, settings.tws_port, settings.client_id, self.on_tws_events, self._on_tws_down,
+            settings.tws_host, settings.tws_port, settings.client_id, self.on_tws_messages, self._on_tws_down,
             self._on_tws_stall, handshake_timeout=settings.handshake_timeout, heartbeat=settings.heartbeat,
             timeout=settings.tws_timeout, on_written=self._tws_written,
         )  # fmt: skip
@@ -78,6 +80,8 @@ class Bridge:
         self._pending: dict[int, _Pending] = {}  # contract lookups by req_id
         self._first_answer: dict[int, asyncio.Future[ev.Error | None]] = {}  # new lines by req_id
         self._built: list[bytes] = []  # topic, payload, ... of the current read, not sent yet
+        self._fast_decoder: Decoder | None = None  # the connection `_fast` was made for
+        self._fast: dict[bytes, tuple[type, pl.FieldBuilder]] = {}
         self._qualified: dict[Contract, Contract] = {}
         self._lookups: dict[Contract, asyncio.Future[Contract]] = {}  # in flight, shared by identical asks
         self._lookups_by_client: dict[bytes, int] = {}  # outstanding lookups per request-socket peer
@@ -184,37 +188,62 @@ class Bridge:
 
     # --- the hot path --------------------------------------------------------------------------
 
-    def on_tws_events(self, events: list[ev.Event], recv_ns: int, recv_perf: int) -> None:
-        by_req = self.book.by_req_id
-        builders = pl.BUILDERS
+    def on_tws_messages(self, decoder: Decoder, payloads: list[bytes], recv_ns: int, recv_perf: int) -> None:
+        """One read's messages: the commonest ticks go from their fields straight to a payload
+        (`payload.FIELD_BUILDERS`), everything else, and any tick those do not take, through the
+        decoder as an event (`on_tws_event`)."""
+        if decoder is not self._fast_decoder:  # a new connection: its layouts
+            self._fast_decoder, self._fast = decoder, pl.field_builders(decoder)
+        fast = self._fast
+        lines = self.book.by_req_field
         pack = self._packer.pack
         received = self.metrics.hot.received
         # Built first, sent together (_send_built): a burst fills the subscribers' pipes at once, so
         # ZeroMQ's I/O thread wakes once per read rather than once per message (a wake-up is three
         # system calls). Whatever else is published meanwhile sends them first (_publish).
-        first_answer = self._first_answer  # the same dict throughout: _answered pops from it
         append = self._built.append
-        data = False
-        for event in events:
-            cls = type(event)
-            received[cls] += 1
-            build = builders.get(cls)
-            if build is None:
-                self._on_control_event(event, recv_ns)
-                continue
-            line = by_req.get(event[0])  # type: ignore[index]
-            if line is None:
-                continue  # answers still in flight for a request we cancelled
-            if line.stale:
-                self._line_fresh(line, recv_ns)
-            append(line.topic)
-            append(pack(build(event, line, recv_ns)))
-            data = True
-            if first_answer:
-                self._answered(line.req_id, None)
-        if data:  # latency: the read's last message, the longest any message of that read waited
+        first_answer = self._first_answer  # the same dict throughout: _answered pops from it
+        for payload in payloads:
+            fields = payload.split(b"\0")
+            entry = fast.get(fields[0])
+            if entry is not None and len(fields) > 2:
+                line = lines.get(fields[2])
+                if line is not None:
+                    if line.stale:
+                        self._line_fresh(line, recv_ns)
+                    try:
+                        built = entry[1](fields, line, recv_ns)
+                    except _FIELD_ERRORS:
+                        pass  # malformed: decoded below, which says what is wrong with it
+                    else:
+                        received[entry[0]] += 1
+                        append(line.topic)
+                        append(pack(built))
+                        if first_answer:
+                            self._answered(line.req_id, None)
+                        continue
+            self.on_tws_event(decoder.decode(payload), recv_ns)
+        if self._built:  # latency: the read's last message, the longest any message of that read waited
             self._send_built()
             self.metrics.hot.observe_latency((time.perf_counter_ns() - recv_perf) * 1e-9)
+
+    def on_tws_event(self, event: ev.Event, recv_ns: int) -> None:
+        """One decoded message: data for a line is built into this read's batch, the rest handled."""
+        cls = type(event)
+        self.metrics.hot.received[cls] += 1
+        build = pl.BUILDERS.get(cls)
+        if build is None:
+            self._on_control_event(event, recv_ns)
+            return
+        line = self.book.by_req_id.get(event[0])  # type: ignore[index]
+        if line is None:
+            return  # answers still in flight for a request we cancelled
+        if line.stale:
+            self._line_fresh(line, recv_ns)
+        self._built.append(line.topic)
+        self._built.append(self._packer.pack(build(event, line, recv_ns)))
+        if self._first_answer:
+            self._answered(line.req_id, None)
 
     def _send_built(self) -> None:
         out, send, more = self._built, self.pub.send, _SNDMORE

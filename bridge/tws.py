@@ -1,8 +1,9 @@
 """The TWS connection: the I/O edge around `protocol.ClientConnection`.
 
-Connects, performs the handshake and startApi, hands every decoded batch of events to the
-service together with the time its bytes were read, and reconnects with backoff when TWS goes
-away (daily restarts, a closed Gateway, a network blip). A TWS that does not finish the
+Connects, performs the handshake and startApi, hands the messages of every read to the service
+(undecoded, with the decoder for them: the service's hot path decodes its commonest ticks itself)
+together with the time their bytes were read, and reconnects with backoff when TWS goes away
+(daily restarts, a closed Gateway, a network blip). A TWS that does not finish the
 handshake in time, or falls silent and does not answer a heartbeat, is given up on and
 reconnected (`liveness`). Only `protocol.requests` types can be sent: the read-only guarantee
 of the protocol layer carries through.
@@ -21,14 +22,14 @@ from .fairness import SYSTEM, Lanes
 from .liveness import Backoff, Failure, Liveness, Verdict
 from .logsafe import quote
 from .pacing import Pacer
-from .protocol import ClientConnection, ProtocolError
-from .protocol import events as ev
+from .protocol import ClientConnection, Decoder, ProtocolError
 from .protocol.fields import FieldError
 from .protocol.requests import ReqCurrentTime, Request, StartApi
 
 log = logging.getLogger("tws-bridge.tws")
 
-EventSink = Callable[[list[ev.Event], int, int], None]  # events, recv wall ns, recv perf ns
+# The decoder of the connection, its message payloads of one read, recv wall ns, recv perf ns.
+MessageSink = Callable[[Decoder, list[bytes], int, int], None]
 StallSink = Callable[[bool, float], None]  # stalled (True) or talking again (False), seconds of silence
 WATCH_INTERVAL = 0.25
 BUFFER_POLL = 0.005  # how soon to look again when the socket has not taken the last message yet
@@ -81,19 +82,20 @@ class _Link(asyncio.Protocol):
         conn = self.conn
         conn.receive_data(data)
         try:
-            events = conn.events()
+            connected, payloads = conn.messages()
         except ProtocolError as exc:
             log.error("TWS broke the protocol: %s; dropping the connection", exc)
             self.fail(Failure.BROKEN, f"TWS broke the protocol ({exc})")
             return
-        if not self.ready and any(type(e) is ev.NextValidId for e in events):
+        if connected is not None:
+            log.info("handshake done: server version %d, TWS time %s", conn.server_version, quote(conn.connection_time))
+            self.owner.send(StartApi(conn.client_id), urgent=True)
+        if not self.ready and conn.api_started:
             self.ready = True
             if not self.became_ready.done():
                 self.became_ready.set_result(None)
-        if events and type(events[0]) is ev.Connected:
-            log.info("handshake done: server version %d, TWS time %s", conn.server_version, quote(conn.connection_time))
-            self.owner.send(StartApi(conn.client_id), urgent=True)
-        self.owner.sink(events, recv_ns, recv_perf)
+        if payloads:
+            self.owner.sink(conn.decoder, payloads, recv_ns, recv_perf)  # type: ignore[arg-type]
 
     def write(self, request: Request) -> None:
         assert self.transport is not None
@@ -120,7 +122,7 @@ class TwsConnection:
         host: str,
         port: int,
         client_id: int,
-        sink: EventSink,
+        sink: MessageSink,
         on_down: Callable[[str], None],
         on_stall: StallSink = lambda stalled, silence: None,
         retry_max: float = 30.0,

@@ -13,7 +13,7 @@ def test_two_consumers_of_one_instrument_cost_one_tws_request() -> None:
     same, second, new2 = book.subscribe(KEY, BTC, 11, lease=30, now=1)
     assert (new1, new2) == (True, False)
     assert same is line and line.req_id == 10 and first != second
-    assert book.by_req_id == {10: line}
+    assert book.by_req_id == {10: line} and book.by_req_field == {b"10": line}
     assert book.subscription_count() == 2
 
 
@@ -23,7 +23,7 @@ def test_the_tws_request_goes_when_the_last_consumer_leaves() -> None:
     _, b, _ = book.subscribe(KEY, BTC, 11, 30, 0)
     assert book.unsubscribe(a) == (True, None)
     assert book.unsubscribe(b) == (True, line)
-    assert book.by_req_id == {} and book.lines() == []
+    assert book.by_req_id == {} and book.by_req_field == {} and book.lines() == []
     assert book.unsubscribe(b) == (False, None)
 
 
@@ -68,7 +68,7 @@ def test_a_refused_line_is_forgotten_with_all_its_consumers() -> None:
     line, a, _ = book.subscribe(KEY, BTC, 10, 30, 0)
     _, b, _ = book.subscribe(KEY, BTC, 11, 30, 0)
     assert sorted(book.remove_line(line)) == sorted([a, b])
-    assert book.subscription_count() == 0 and book.by_req_id == {}
+    assert book.subscription_count() == 0 and book.by_req_id == {} and book.by_req_field == {}
     assert book.renew([a], 1) == ([], [a])
 
 
@@ -76,4 +76,4 @@ def test_after_a_reconnect_a_line_answers_to_its_new_request_id() -> None:
     book = SubscriptionBook()
     line, _, _ = book.subscribe(KEY, BTC, 10, 30, 0)
     book.reassign(line, 99)
-    assert book.by_req_id == {99: line}
+    assert book.by_req_id == {99: line} and book.by_req_field == {b"99": line}

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from bridge import payload as pl
 from bridge.book import Line, LineKey
-from bridge.protocol import Contract
+from bridge.protocol import Contract, Decoder, encode_event
 from bridge.protocol import events as ev
 
 tick_types = st.integers(min_value=0, max_value=120)  # known tick types and unknown ones (tick_N)
@@ -63,3 +63,58 @@ def test_builders_publish_what_the_reference_says(ticks: list[Any], recv_ns: int
         built = pl.BUILDERS[type(e)](e, ours, recv_ns)
         assert msgpack.packb(built) == msgpack.packb(reference(e, theirs, recv_ns))
     assert (ours.seq, ours.latest) == (theirs.seq, theirs.latest)
+
+
+# --- the field builders (wire fields -> payload) against the typed path (decode, then build) ----
+
+wire_events = st.one_of(
+    st.builds(ev.TickPrice, st.integers(0, 2**31 - 1), tick_types, prices, sizes, st.integers(0, 7)),
+    st.builds(ev.TickSize, st.integers(0, 2**31 - 1), tick_types, sizes),
+    st.builds(ev.TickString, st.integers(0, 2**31 - 1), tick_types, strings),
+    st.builds(ev.TickGeneric, st.integers(0, 2**31 - 1), tick_types, prices),
+)
+field_bytes = st.sampled_from([b"", b"1", b"-1", b"32", b"+4", b" 7", b"1.5", b"1e400", b"nan", b"Infinite", b"x",
+                               b"\\u00e9", b"\xff", b"2147483647", b"9223372036854775807"])  # fmt: skip
+# Any field list after a hot message id: too few fields, too many, values that do not convert.
+odd_payloads = st.builds(
+    lambda msg_id, fields: b"\0".join([msg_id, *fields, b""]),
+    st.sampled_from([b"1", b"2", b"45", b"46"]),
+    st.lists(field_bytes, max_size=9),
+)
+
+
+def _both_ways(payload: bytes, version: int, recv_ns: int) -> tuple[object, object]:
+    """(what the field builder publishes, what decode-then-build publishes), each with the line's
+    state after it; `Malformed` where a path refuses the message."""
+    fields = payload.split(b"\0")
+    fast_line, typed_line = _line(), _line()
+    entry = pl.field_builders(Decoder(version)).get(fields[0])
+    assert entry is not None
+    try:
+        fast: object = msgpack.packb(entry[1](fields, fast_line, recv_ns))
+    except (ValueError, IndexError, OverflowError, TypeError):
+        fast = "Malformed"
+    event = Decoder(version).decode(payload)
+    if isinstance(event, ev.MalformedMessage):
+        typed: object = "Malformed"
+    else:
+        assert entry[0] is type(event)
+        typed = msgpack.packb(pl.BUILDERS[type(event)](event, typed_line, recv_ns))
+    return (fast, fast_line.seq, fast_line.latest), (typed, typed_line.seq, typed_line.latest)
+
+
+@given(wire_events, st.sampled_from([157, 163, 176, 186, 196, 200]), st.integers(0, 2**63 - 1))
+def test_field_builders_publish_what_decoding_then_building_publishes(e: Any, version: int, recv_ns: int) -> None:
+    payload = encode_event(e, version)[4:]  # what TWS sends, without the length prefix
+    fast, typed = _both_ways(payload, version, recv_ns)
+    assert fast == typed and fast[0] != "Malformed"
+
+
+@given(odd_payloads, st.integers(0, 2**63 - 1))
+def test_field_builders_refuse_exactly_what_the_decoder_calls_malformed(payload: bytes, recv_ns: int) -> None:
+    fast, typed = _both_ways(payload, 176, recv_ns)
+    assert fast == typed  # a refused message leaves the line untouched, too
+
+
+def test_no_field_builders_where_message_ids_are_raw_integers() -> None:
+    assert pl.field_builders(Decoder(176)) and not pl.field_builders(Decoder(201))

@@ -21,6 +21,7 @@ from .decoder import Decoder
 from .errors import ProtocolError
 from .framing import MAX_FRAME, FrameReader
 from .handshake import client_greeting, parse_server_hello
+from .ids import In
 from .requests import Request, encode_request
 from .versions import MAX_SUPPORTED, MIN_SUPPORTED
 
@@ -54,6 +55,8 @@ class ClientConnection:
         self.connection_time = ""
         self._frames = FrameReader(max_frame)
         self._decoder: Decoder | None = None
+        self.api_started = False  # nextValidId seen: the API session is up
+        self._started_prefix = b""  # how a nextValidId message starts, once the version is known
 
     def initiate(self) -> bytes:
         """The greeting to write first."""
@@ -64,12 +67,32 @@ class ClientConnection:
         """Buffer bytes read from the socket; `events()` decodes them."""
         self._frames.feed(data)
 
+    @property
+    def decoder(self) -> Decoder | None:
+        """The decoder for the negotiated server version, once the server has said it."""
+        return self._decoder
+
     def events(self) -> list[ev.Event]:
         """Every event the buffered bytes complete, in order.
 
         Raises ProtocolError for a bad server greeting or a frame over the size limit; after
         that the connection is FAILED and should be closed. A malformed message inside a
         frame is a `MalformedMessage` event instead, and decoding goes on.
+        """
+        connected, payloads = self.messages()
+        out: list[ev.Event] = [] if connected is None else [connected]
+        if payloads:
+            assert self._decoder is not None  # messages() returns payloads only after the greeting
+            self._decoder.decode_all(payloads, out)
+        return out
+
+    def messages(self) -> tuple[ev.Connected | None, list[bytes]]:
+        """What the buffered bytes complete, undecoded: the `Connected` event when the greeting is
+        among them, and the payloads of the messages after it, for a caller that decodes them with
+        `decoder` itself (the bridge decodes its commonest ticks straight into bus payloads).
+
+        Raises as `events` does. Sets `api_started` once nextValidId has passed: TWS sends it
+        when the API session is up (after startApi), and it is the one message that says so.
         """
         if self.state is ClientState.FAILED:
             raise ProtocolError("connection already failed; reconnect")
@@ -78,10 +101,8 @@ class ClientConnection:
         except ProtocolError:
             self.state = ClientState.FAILED
             raise
-        out: list[ev.Event] = []
-        if not payloads:
-            return out
-        if self._decoder is None:
+        connected = None
+        if payloads and self._decoder is None:
             if self.state is not ClientState.AWAITING_HELLO:
                 self.state = ClientState.FAILED
                 raise ProtocolError("data arrived before initiate(): the greeting was never sent")
@@ -93,10 +114,13 @@ class ClientConnection:
             self.server_version, self.connection_time = version, time
             self.state = ClientState.CONNECTED
             self._decoder = Decoder(version)
-            out.append(ev.Connected(version, time))
+            ready = In.NEXT_VALID_ID
+            self._started_prefix = ready.to_bytes(4, "big") if self._decoder.raw_int_ids else b"%d\0" % ready
+            connected = ev.Connected(version, time)
             payloads = payloads[1:]
-        self._decoder.decode_all(payloads, out)
-        return out
+        if not self.api_started and payloads:
+            self.api_started = any(p.startswith(self._started_prefix) for p in payloads)
+        return connected, payloads
 
     def send(self, request: Request) -> bytes:
         """The bytes of `request`, in the negotiated layout."""
