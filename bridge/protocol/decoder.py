@@ -16,9 +16,11 @@ from .fields import integer, number, plain, size, text
 from .ids import In
 from .versions import (
     MIN_SERVER_VER_ADVANCED_ORDER_REJECT,
+    MIN_SERVER_VER_BOND_ISSUERID,
     MIN_SERVER_VER_ERROR_TIME,
     MIN_SERVER_VER_FRACTIONAL_SIZE_SUPPORT,
     MIN_SERVER_VER_FUND_DATA_FIELDS,
+    MIN_SERVER_VER_HISTORICAL_DATA_END,
     MIN_SERVER_VER_INELIGIBILITY_REASONS,
     MIN_SERVER_VER_LAST_TRADE_DATE,
     MIN_SERVER_VER_RAW_INT_MSG_ID,
@@ -271,6 +273,143 @@ def _contract_details_layout(v: int) -> Handler:
     return contract_details
 
 
+# --- history and option chains: repeated groups, each message checked to be exactly its length.
+
+
+def _count(raw: bytes) -> int:
+    n = int(raw)
+    if n < 0:
+        raise ValueError(f"negative item count {n}")
+    return n
+
+
+def _exactly(f: Fields, length: int) -> None:
+    """A repeated group must end the message: `length` fields and the empty piece after the last NUL."""
+    if len(f) != length + 1 or f[-1]:
+        raise ValueError(f"message has {len(f) - 1} fields where its counts make {length}")
+
+
+def _bars(f: Fields, first: int) -> tuple[ev.HistoricalBar, ...]:
+    # Per bar (server >= 124, SYNT_REALTIME_BARS): date, open, high, low, close, volume, wap, barCount.
+    n = _count(f[first - 1])
+    _exactly(f, first + 8 * n)
+    return tuple(
+        _new(ev.HistoricalBar, (
+            plain(f[i]), float(f[i + 1]), float(f[i + 2]), float(f[i + 3]), float(f[i + 4]),
+            size(f[i + 5]), size(f[i + 6]), int(f[i + 7]),
+        ))
+        for i in range(first, first + 8 * n, 8)
+    )  # fmt: skip
+
+
+def _historical_data_layout(v: int) -> Handler:
+    """historicalData (17): start and end strings ahead of the bars until 196, where they move
+    to their own historicalDataEnd (108)."""
+    if v >= MIN_SERVER_VER_HISTORICAL_DATA_END:
+
+        def historical_data(f: Fields) -> ev.Event:
+            return ev.HistoricalData(int(f[1]), _bars(f, 3))
+
+    else:
+
+        def historical_data(f: Fields) -> ev.Event:
+            return ev.HistoricalData(int(f[1]), _bars(f, 5), plain(f[2]), plain(f[3]), True)
+
+    return historical_data
+
+
+def _historical_data_end(f: Fields) -> ev.Event:
+    _, req_id, start, end, _ = f
+    return ev.HistoricalDataEnd(int(req_id), plain(start), plain(end))
+
+
+def _historical_data_update(f: Fields) -> ev.Event:
+    # Its own order: barCount first, then date, open, close, high, low, wap, volume.
+    _, req_id, count, date, o, c, h, lo, wap, volume, _ = f
+    bar = ev.HistoricalBar(plain(date), float(o), float(h), float(lo), float(c), size(volume), size(wap), int(count))
+    return ev.HistoricalDataUpdate(int(req_id), bar)
+
+
+def _head_timestamp(f: Fields) -> ev.Event:
+    _, req_id, stamp, _ = f
+    return ev.HeadTimestamp(int(req_id), plain(stamp))
+
+
+def _historical_ticks(f: Fields) -> ev.Event:
+    # Per tick: time, an unused field (always 0), price, size; then done.
+    n = _count(f[2])
+    _exactly(f, 4 + 4 * n)
+    ticks = tuple(_new(ev.HistoricalTick, (int(f[i]), float(f[i + 2]), size(f[i + 3]))) for i in range(3, 3 + 4 * n, 4))
+    return ev.HistoricalTicks(int(f[1]), ticks, int(f[-2]) != 0)
+
+
+def _historical_ticks_bid_ask(f: Fields) -> ev.Event:
+    # Per tick: time, mask, bid, ask, bid size, ask size; then done.
+    n = _count(f[2])
+    _exactly(f, 4 + 6 * n)
+    ticks = tuple(
+        _new(ev.HistoricalTickBidAsk, (
+            int(f[i]), int(f[i + 1]), float(f[i + 2]), float(f[i + 3]), size(f[i + 4]), size(f[i + 5]),
+        ))
+        for i in range(3, 3 + 6 * n, 6)
+    )  # fmt: skip
+    return ev.HistoricalTicksBidAsk(int(f[1]), ticks, int(f[-2]) != 0)
+
+
+def _historical_ticks_last(f: Fields) -> ev.Event:
+    # Per tick: time, mask, price, size, exchange, special conditions; then done.
+    n = _count(f[2])
+    _exactly(f, 4 + 6 * n)
+    ticks = tuple(
+        _new(ev.HistoricalTickLast, (
+            int(f[i]), int(f[i + 1]), float(f[i + 2]), size(f[i + 3]), plain(f[i + 4]), plain(f[i + 5]),
+        ))
+        for i in range(3, 3 + 6 * n, 6)
+    )  # fmt: skip
+    return ev.HistoricalTicksLast(int(f[1]), ticks, int(f[-2]) != 0)
+
+
+def _security_definition_option_parameter(f: Fields) -> ev.Event:
+    # reqId, exchange, underlyingConId, tradingClass, multiplier, then counted expirations and strikes.
+    n_exp = _count(f[6])
+    at = 7 + n_exp
+    n_strikes = _count(f[at])
+    _exactly(f, at + 1 + n_strikes)
+    return ev.SecurityDefinitionOptionParameter(
+        int(f[1]), plain(f[2]), int(f[3]), plain(f[4]), plain(f[5]),
+        tuple(plain(x) for x in f[7:at]), tuple(float(x) for x in f[at + 1 : at + 1 + n_strikes]),
+    )  # fmt: skip
+
+
+def _security_definition_option_parameter_end(f: Fields) -> ev.Event:
+    _, req_id, _ = f
+    return ev.SecurityDefinitionOptionParameterEnd(int(req_id))
+
+
+def _symbol_samples_layout(v: int) -> Handler:
+    """symbolSamples (79): each row gains description and issuerId from server 176 (BOND_ISSUERID)."""
+    issuer = v >= MIN_SERVER_VER_BOND_ISSUERID
+
+    def symbol_samples(f: Fields) -> ev.Event:
+        req_id, rows, at = int(f[1]), [], 3
+        for _ in range(_count(f[2])):
+            con_id, symbol, sec_type, primary, currency = int(f[at]), f[at + 1], f[at + 2], f[at + 3], f[at + 4]
+            n_derived = _count(f[at + 5])
+            derived = tuple(plain(x) for x in f[at + 6 : at + 6 + n_derived])
+            at += 6 + n_derived
+            description = issuer_id = ""
+            if issuer:
+                description, issuer_id, at = plain(f[at]), plain(f[at + 1]), at + 2
+            contract = ev.Contract(
+                plain(symbol), plain(sec_type), "", plain(currency), con_id, plain(primary), issuer_id=issuer_id
+            )
+            rows.append(ev.ContractDescription(contract, derived, description))
+        _exactly(f, at)
+        return ev.SymbolSamples(req_id, tuple(rows))
+
+    return symbol_samples
+
+
 def handlers(server_version: int) -> dict[int, Handler]:
     """The handler of every message we decode, with the layouts of `server_version`."""
     return {
@@ -295,6 +434,16 @@ def handlers(server_version: int) -> dict[int, Handler]:
         In.REROUTE_MKT_DATA_REQ: _reroute_mkt_data_req,
         In.TICK_BY_TICK: _tick_by_tick,
         In.CURRENT_TIME_IN_MILLIS: _current_time_in_millis,
+        In.HISTORICAL_DATA: _historical_data_layout(server_version),
+        In.HISTORICAL_DATA_END: _historical_data_end,
+        In.HISTORICAL_DATA_UPDATE: _historical_data_update,
+        In.HEAD_TIMESTAMP: _head_timestamp,
+        In.HISTORICAL_TICKS: _historical_ticks,
+        In.HISTORICAL_TICKS_BID_ASK: _historical_ticks_bid_ask,
+        In.HISTORICAL_TICKS_LAST: _historical_ticks_last,
+        In.SECURITY_DEFINITION_OPTION_PARAMETER: _security_definition_option_parameter,
+        In.SECURITY_DEFINITION_OPTION_PARAMETER_END: _security_definition_option_parameter_end,
+        In.SYMBOL_SAMPLES: _symbol_samples_layout(server_version),
     }
 
 

@@ -227,6 +227,117 @@ class RerouteMktDataReq(NamedTuple):
     exchange: str
 
 
+# --- history (HMDS) ----------------------------------------------------------------------------
+
+
+class HistoricalBar(NamedTuple):
+    """One bar of historicalData or historicalDataUpdate.
+
+    `date` is as TWS wrote it: 'YYYYMMDD' for daily and longer bars, else 'YYYYMMDD HH:MM:SS TZ'
+    (formatDate 1) or epoch seconds (formatDate 2). For data without trades (MIDPOINT, BID, ASK,
+    BID_ASK, volatilities) TWS sends volume, wap and bar_count as -1.
+    """
+
+    date: str
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float | None
+    wap: float | None
+    bar_count: int
+
+
+class HistoricalData(NamedTuple):
+    """Bars answering reqHistoricalData (message 17).
+
+    Before server 196 the message also ends the answer and carries its start and end
+    (`ends` True); from 196 a separate `HistoricalDataEnd` follows and `start`/`end` are empty.
+    """
+
+    req_id: int
+    bars: tuple[HistoricalBar, ...]
+    start: str = ""
+    end: str = ""
+    ends: bool = False
+
+
+class HistoricalDataEnd(NamedTuple):
+    """historicalDataEnd (message 108, server >= 196): the answer's time span, and that it is complete."""
+
+    req_id: int
+    start: str
+    end: str
+
+
+class HistoricalDataUpdate(NamedTuple):
+    """keepUpToDate: the forming (or just completed) bar, sent again whenever it changes."""
+
+    req_id: int
+    bar: HistoricalBar
+
+
+class HeadTimestamp(NamedTuple):
+    """The earliest data TWS has for the contract and data type, formatted as the request asked."""
+
+    req_id: int
+    head_timestamp: str
+
+
+class HistoricalTick(NamedTuple):
+    """MIDPOINT historical tick; `time` in epoch seconds."""
+
+    time: int
+    price: float
+    size: float | None
+
+
+class HistoricalTickBidAsk(NamedTuple):
+    """BID_ASK historical tick. Mask: 1 ask past high, 2 bid past low (the reverse of tick-by-tick's)."""
+
+    time: int
+    attrib_mask: int
+    bid_price: float
+    ask_price: float
+    bid_size: float | None
+    ask_size: float | None
+
+
+class HistoricalTickLast(NamedTuple):
+    """TRADES historical tick. Mask: 1 past limit, 2 unreported."""
+
+    time: int
+    attrib_mask: int
+    price: float
+    size: float | None
+    exchange: str
+    special_conditions: str
+
+
+class HistoricalTicks(NamedTuple):
+    """reqHistoricalTicks MIDPOINT answer (message 96); `done` marks the last message of the answer."""
+
+    req_id: int
+    ticks: tuple[HistoricalTick, ...]
+    done: bool
+
+
+class HistoricalTicksBidAsk(NamedTuple):
+    """reqHistoricalTicks BID_ASK answer (message 97)."""
+
+    req_id: int
+    ticks: tuple[HistoricalTickBidAsk, ...]
+    done: bool
+
+
+class HistoricalTicksLast(NamedTuple):
+    """reqHistoricalTicks TRADES answer (message 98)."""
+
+    req_id: int
+    ticks: tuple[HistoricalTickLast, ...]
+    done: bool
+
+
 # --- reference data --------------------------------------------------------------------------
 
 
@@ -269,6 +380,38 @@ class ContractDetails(NamedTuple):
 
 class ContractDetailsEnd(NamedTuple):
     req_id: int
+
+
+class SecurityDefinitionOptionParameter(NamedTuple):
+    """One row of reqSecDefOptParams (message 75): an option chain on one exchange, in TWS's order."""
+
+    req_id: int
+    exchange: str
+    underlying_con_id: int
+    trading_class: str
+    multiplier: str
+    expirations: tuple[str, ...]
+    strikes: tuple[float, ...]
+
+
+class SecurityDefinitionOptionParameterEnd(NamedTuple):
+    req_id: int
+
+
+class ContractDescription(NamedTuple):
+    """One row of symbolSamples: conId, symbol, secType, primary exchange and currency in `contract`
+    (issuerId there too, server >= 176), the derivative types listed on it, and its description (>= 176)."""
+
+    contract: Contract
+    derivative_sec_types: tuple[str, ...]
+    description: str = ""
+
+
+class SymbolSamples(NamedTuple):
+    """The answer to reqMatchingSymbols (message 79)."""
+
+    req_id: int
+    descriptions: tuple[ContractDescription, ...]
 
 
 # --- everything else -------------------------------------------------------------------------
@@ -314,6 +457,16 @@ Event = (
     | RerouteMktDataReq
     | ContractDetails
     | ContractDetailsEnd
+    | HistoricalData
+    | HistoricalDataEnd
+    | HistoricalDataUpdate
+    | HeadTimestamp
+    | HistoricalTicks
+    | HistoricalTicksBidAsk
+    | HistoricalTicksLast
+    | SecurityDefinitionOptionParameter
+    | SecurityDefinitionOptionParameterEnd
+    | SymbolSamples
     | Unhandled
     | MalformedMessage
 )

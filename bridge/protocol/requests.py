@@ -1,6 +1,6 @@
 """The requests tws-bridge can send, and their encoders.
 
-Only market-data and reference-data requests exist here. There is no order, account or
+Only market-data, history and reference-data requests exist here. There is no order, account or
 FA request type, and `encode_request` (the only way `ClientConnection` sends anything)
 accepts exactly the types in `ENCODERS`: the bridge is read-only by construction. Layouts follow the official
 client's `client.py` for server versions 157..200 (and 201+, which only changes the id).
@@ -94,6 +94,71 @@ class ReqContractDetails(NamedTuple):
     contract: Contract
 
 
+TagValues = tuple[tuple[str, str], ...]  # chartOptions / miscOptions, sent as "tag=value;tag=value;"
+
+
+class ReqHistoricalData(NamedTuple):
+    """Bars. `end_date_time` '' means now (required with `keep_up_to_date`); `duration` like '2 D',
+    `bar_size` like '1 min'; `format_date` 1 (text dates) or 2 (epoch seconds)."""
+
+    req_id: int
+    contract: Contract
+    end_date_time: str = ""
+    duration: str = "1 D"
+    bar_size: str = "1 hour"
+    what_to_show: str = "TRADES"
+    use_rth: bool = True
+    format_date: int = 1
+    keep_up_to_date: bool = False
+    chart_options: TagValues = ()
+
+
+class CancelHistoricalData(NamedTuple):
+    req_id: int
+
+
+class ReqHeadTimestamp(NamedTuple):
+    req_id: int
+    contract: Contract
+    what_to_show: str = "TRADES"
+    use_rth: bool = True
+    format_date: int = 1
+
+
+class CancelHeadTimestamp(NamedTuple):
+    req_id: int
+
+
+class ReqHistoricalTicks(NamedTuple):
+    """Up to 1000 ticks from `start_date_time` or up to `end_date_time` (one of the two);
+    `what_to_show` TRADES, BID_ASK or MIDPOINT."""
+
+    req_id: int
+    contract: Contract
+    start_date_time: str = ""
+    end_date_time: str = ""
+    number_of_ticks: int = 1000
+    what_to_show: str = "TRADES"
+    use_rth: bool = True
+    ignore_size: bool = False
+    misc_options: TagValues = ()
+
+
+class ReqSecDefOptParams(NamedTuple):
+    """The option chains on an underlying; `fut_fop_exchange` '' for every exchange."""
+
+    req_id: int
+    underlying_symbol: str
+    fut_fop_exchange: str = ""
+    underlying_sec_type: str = "STK"
+    underlying_con_id: int = 0
+
+
+class ReqMatchingSymbols(NamedTuple):
+    req_id: int
+    pattern: str
+
+
 Request = (
     StartApi
     | ReqIds
@@ -108,6 +173,13 @@ Request = (
     | ReqMktDepth
     | CancelMktDepth
     | ReqContractDetails
+    | ReqHistoricalData
+    | CancelHistoricalData
+    | ReqHeadTimestamp
+    | CancelHeadTimestamp
+    | ReqHistoricalTicks
+    | ReqSecDefOptParams
+    | ReqMatchingSymbols
 )
 
 
@@ -187,6 +259,38 @@ def _req_contract_details(r: ReqContractDetails, v: int) -> Sequence[object]:
     return fields
 
 
+def tag_values(options: TagValues) -> str:
+    """TWS's one-field form of a TagValue list: 'tag=value;' each."""
+    return "".join(f"{tag}={value};" for tag, value in options)
+
+
+def _req_historical_data(r: ReqHistoricalData, v: int) -> Sequence[object]:
+    # No version field from server 124 (SYNT_REALTIME_BARS); conId and tradingClass from 68;
+    # keepUpToDate from 124, chartOptions from 70 (LINKING). No BAG legs: we never send BAG.
+    c = r.contract
+    return [
+        r.req_id, *_contract_fields(c), c.include_expired, r.end_date_time, r.bar_size, r.duration,
+        r.use_rth, r.what_to_show, r.format_date, r.keep_up_to_date, tag_values(r.chart_options),
+    ]  # fmt: skip
+
+
+def _req_head_timestamp(r: ReqHeadTimestamp, v: int) -> Sequence[object]:
+    c = r.contract
+    return [r.req_id, *_contract_fields(c), c.include_expired, r.use_rth, r.what_to_show, r.format_date]
+
+
+def _req_historical_ticks(r: ReqHistoricalTicks, v: int) -> Sequence[object]:
+    c = r.contract
+    return [
+        r.req_id, *_contract_fields(c), c.include_expired, r.start_date_time, r.end_date_time,
+        r.number_of_ticks, r.what_to_show, r.use_rth, r.ignore_size, tag_values(r.misc_options),
+    ]  # fmt: skip
+
+
+def _req_sec_def_opt_params(r: ReqSecDefOptParams, v: int) -> Sequence[object]:
+    return [r.req_id, r.underlying_symbol, r.fut_fop_exchange, r.underlying_sec_type, r.underlying_con_id]
+
+
 ENCODERS: dict[type, tuple[Out, Callable[..., Sequence[object]]]] = {
     StartApi: (Out.START_API, _start_api),
     ReqIds: (Out.REQ_IDS, _req_ids),
@@ -201,6 +305,13 @@ ENCODERS: dict[type, tuple[Out, Callable[..., Sequence[object]]]] = {
     ReqMktDepth: (Out.REQ_MKT_DEPTH, _req_mkt_depth),
     CancelMktDepth: (Out.CANCEL_MKT_DEPTH, _cancel_mkt_depth),
     ReqContractDetails: (Out.REQ_CONTRACT_DATA, _req_contract_details),
+    ReqHistoricalData: (Out.REQ_HISTORICAL_DATA, _req_historical_data),
+    CancelHistoricalData: (Out.CANCEL_HISTORICAL_DATA, lambda r, v: [1, r.req_id]),
+    ReqHeadTimestamp: (Out.REQ_HEAD_TIMESTAMP, _req_head_timestamp),
+    CancelHeadTimestamp: (Out.CANCEL_HEAD_TIMESTAMP, lambda r, v: [r.req_id]),  # no version field
+    ReqHistoricalTicks: (Out.REQ_HISTORICAL_TICKS, _req_historical_ticks),
+    ReqSecDefOptParams: (Out.REQ_SEC_DEF_OPT_PARAMS, _req_sec_def_opt_params),
+    ReqMatchingSymbols: (Out.REQ_MATCHING_SYMBOLS, lambda r, v: [r.req_id, r.pattern]),  # no version field
 }
 
 

@@ -28,6 +28,7 @@ from .versions import (
     MIN_SERVER_VER_ERROR_TIME,
     MIN_SERVER_VER_FRACTIONAL_SIZE_SUPPORT,
     MIN_SERVER_VER_FUND_DATA_FIELDS,
+    MIN_SERVER_VER_HISTORICAL_DATA_END,
     MIN_SERVER_VER_INELIGIBILITY_REASONS,
     MIN_SERVER_VER_LAST_TRADE_DATE,
     MIN_SERVER_VER_RAW_INT_MSG_ID,
@@ -106,6 +107,73 @@ def _tick_option(e: ev.TickOptionComputation, v: int) -> list[object]:
     ]  # fmt: skip
 
 
+def _bar(b: ev.HistoricalBar) -> list[object]:
+    return [b.date, b.open, b.high, b.low, b.close, _size(b.volume), _size(b.wap), b.bar_count]
+
+
+def _historical_data(e: ev.HistoricalData, v: int) -> list[object]:
+    # start and end ride in this message before 196; from 196 historicalDataEnd carries them.
+    out: list[object] = [e.req_id] if v >= MIN_SERVER_VER_HISTORICAL_DATA_END else [e.req_id, e.start, e.end]
+    out.append(len(e.bars))
+    for bar in e.bars:
+        out += _bar(bar)
+    return out
+
+
+def _historical_data_update(e: ev.HistoricalDataUpdate, v: int) -> list[object]:
+    b = e.bar
+    return [e.req_id, b.bar_count, b.date, b.open, b.close, b.high, b.low, _size(b.wap), _size(b.volume)]
+
+
+def _historical_ticks(e: ev.HistoricalTicks, v: int) -> list[object]:
+    out: list[object] = [e.req_id, len(e.ticks)]
+    for t in e.ticks:
+        out += [t.time, 0, t.price, _size(t.size)]
+    return [*out, e.done]
+
+
+def _historical_ticks_bid_ask(e: ev.HistoricalTicksBidAsk, v: int) -> list[object]:
+    out: list[object] = [e.req_id, len(e.ticks)]
+    for t in e.ticks:
+        out += [t.time, t.attrib_mask, t.bid_price, t.ask_price, _size(t.bid_size), _size(t.ask_size)]
+    return [*out, e.done]
+
+
+def _historical_ticks_last(e: ev.HistoricalTicksLast, v: int) -> list[object]:
+    out: list[object] = [e.req_id, len(e.ticks)]
+    for t in e.ticks:
+        out += [t.time, t.attrib_mask, t.price, _size(t.size), t.exchange, t.special_conditions]
+    return [*out, e.done]
+
+
+def _security_definition_option_parameter(e: ev.SecurityDefinitionOptionParameter, v: int) -> list[object]:
+    return [
+        e.req_id, e.exchange, e.underlying_con_id, e.trading_class, e.multiplier,
+        len(e.expirations), *e.expirations, len(e.strikes), *e.strikes,
+    ]  # fmt: skip
+
+
+def _symbol_samples(e: ev.SymbolSamples, v: int) -> list[object]:
+    out: list[object] = [e.req_id, len(e.descriptions)]
+    for d in e.descriptions:
+        c = d.contract
+        out += [c.con_id, c.symbol, c.sec_type, c.primary_exchange, c.currency, len(d.derivative_sec_types)]
+        out += d.derivative_sec_types
+        if v >= MIN_SERVER_VER_BOND_ISSUERID:
+            out += [d.description, c.issuer_id]
+    return out
+
+
+def historical_data_answer(
+    req_id: int, bars: Sequence[ev.HistoricalBar], start: str, end: str, server_version: int
+) -> list[ev.Event]:
+    """What TWS sends for a reqHistoricalData answer: one message before 196, bars then
+    historicalDataEnd from 196 (HISTORICAL_DATA_END)."""
+    if server_version >= MIN_SERVER_VER_HISTORICAL_DATA_END:
+        return [ev.HistoricalData(req_id, tuple(bars)), ev.HistoricalDataEnd(req_id, start, end)]
+    return [ev.HistoricalData(req_id, tuple(bars), start, end, True)]
+
+
 _EVENT_ENCODERS: dict[type, tuple[int, Callable[..., Sequence[object]]]] = {
     ev.TickPrice: (In.TICK_PRICE, lambda e, v: [6, e.req_id, e.tick_type, e.price, _size(e.size), e.attrib_mask]),
     ev.TickSize: (In.TICK_SIZE, lambda e, v: [6, e.req_id, e.tick_type, _size(e.size)]),
@@ -161,6 +229,19 @@ _EVENT_ENCODERS: dict[type, tuple[int, Callable[..., Sequence[object]]]] = {
     ev.CurrentTimeInMillis: (In.CURRENT_TIME_IN_MILLIS, lambda e, v: [e.time_ms]),
     ev.ContractDetails: (In.CONTRACT_DATA, _contract_details),
     ev.ContractDetailsEnd: (In.CONTRACT_DATA_END, lambda e, v: [1, e.req_id]),
+    ev.HistoricalData: (In.HISTORICAL_DATA, _historical_data),
+    ev.HistoricalDataEnd: (In.HISTORICAL_DATA_END, lambda e, v: list(e)),
+    ev.HistoricalDataUpdate: (In.HISTORICAL_DATA_UPDATE, _historical_data_update),
+    ev.HeadTimestamp: (In.HEAD_TIMESTAMP, lambda e, v: list(e)),
+    ev.HistoricalTicks: (In.HISTORICAL_TICKS, _historical_ticks),
+    ev.HistoricalTicksBidAsk: (In.HISTORICAL_TICKS_BID_ASK, _historical_ticks_bid_ask),
+    ev.HistoricalTicksLast: (In.HISTORICAL_TICKS_LAST, _historical_ticks_last),
+    ev.SecurityDefinitionOptionParameter: (
+        In.SECURITY_DEFINITION_OPTION_PARAMETER,
+        _security_definition_option_parameter,
+    ),
+    ev.SecurityDefinitionOptionParameterEnd: (In.SECURITY_DEFINITION_OPTION_PARAMETER_END, lambda e, v: list(e)),
+    ev.SymbolSamples: (In.SYMBOL_SAMPLES, _symbol_samples),
 }
 
 
@@ -259,6 +340,48 @@ def _parse_req_mkt_depth(nxt: Callable[[], bytes], v: int) -> rq.Request:
     return rq.ReqMktDepth(req_id, c, integer(nxt()), _flag(nxt()))
 
 
+def _tag_values(raw: bytes) -> rq.TagValues:
+    pairs = (item.partition("=") for item in plain(raw).split(";") if item)
+    return tuple((tag, value) for tag, _, value in pairs)
+
+
+def _parse_req_historical_data(nxt: Callable[[], bytes], v: int) -> rq.Request:
+    req_id = integer(nxt())
+    c = _contract(nxt)
+    include_expired, end, bar_size, duration = _flag(nxt()), plain(nxt()), plain(nxt()), plain(nxt())
+    use_rth, what, format_date = _flag(nxt()), plain(nxt()), integer(nxt())
+    if c.sec_type == "BAG":
+        for _ in range(integer(nxt()) * 4):
+            nxt()
+    keep_up_to_date, options = _flag(nxt()), _tag_values(nxt())
+    return rq.ReqHistoricalData(
+        req_id, c._replace(include_expired=include_expired), end, duration, bar_size, what, use_rth,
+        format_date, keep_up_to_date, options,
+    )  # fmt: skip
+
+
+def _parse_req_head_timestamp(nxt: Callable[[], bytes], v: int) -> rq.Request:
+    req_id = integer(nxt())
+    c = _contract(nxt)
+    include_expired, use_rth, what, format_date = _flag(nxt()), _flag(nxt()), plain(nxt()), integer(nxt())
+    return rq.ReqHeadTimestamp(req_id, c._replace(include_expired=include_expired), what, use_rth, format_date)
+
+
+def _parse_req_historical_ticks(nxt: Callable[[], bytes], v: int) -> rq.Request:
+    req_id = integer(nxt())
+    c = _contract(nxt)
+    include_expired, start, end, count = _flag(nxt()), plain(nxt()), plain(nxt()), integer(nxt())
+    what, use_rth, ignore_size, options = plain(nxt()), _flag(nxt()), _flag(nxt()), _tag_values(nxt())
+    return rq.ReqHistoricalTicks(
+        req_id, c._replace(include_expired=include_expired), start, end, count, what, use_rth, ignore_size, options
+    )
+
+
+def _parse_req_sec_def_opt_params(nxt: Callable[[], bytes], v: int) -> rq.Request:
+    req_id, symbol, exchange, sec_type = integer(nxt()), plain(nxt()), plain(nxt()), plain(nxt())
+    return rq.ReqSecDefOptParams(req_id, symbol, exchange, sec_type, integer(nxt()))
+
+
 def _skip_then(kind: Callable[..., rq.Request], *readers: Callable[[bytes], object]) -> Callable[..., rq.Request]:
     """A parser for 'version, then these fields' requests."""
 
@@ -293,6 +416,13 @@ _REQUEST_PARSERS: dict[int, Callable[[Callable[[], bytes], int], rq.Request]] = 
     Out.REQ_MKT_DEPTH: _parse_req_mkt_depth,
     Out.CANCEL_MKT_DEPTH: lambda nxt, v: (nxt(), rq.CancelMktDepth(integer(nxt()), _flag(nxt())))[1],
     Out.REQ_CONTRACT_DATA: _parse_req_contract_details,
+    Out.REQ_HISTORICAL_DATA: _parse_req_historical_data,
+    Out.CANCEL_HISTORICAL_DATA: _skip_then(rq.CancelHistoricalData, integer),
+    Out.REQ_HEAD_TIMESTAMP: _parse_req_head_timestamp,
+    Out.CANCEL_HEAD_TIMESTAMP: lambda nxt, v: rq.CancelHeadTimestamp(integer(nxt())),
+    Out.REQ_HISTORICAL_TICKS: _parse_req_historical_ticks,
+    Out.REQ_SEC_DEF_OPT_PARAMS: _parse_req_sec_def_opt_params,
+    Out.REQ_MATCHING_SYMBOLS: lambda nxt, v: rq.ReqMatchingSymbols(integer(nxt()), plain(nxt())),
 }
 
 

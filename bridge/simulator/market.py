@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from .catalogue import Instrument, by_con_id
 from .table import black_scholes
+from .tape import Tape
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Market:
         self._rngs: dict[int, random.Random] = {}
         self._quotes: dict[int, Quote] = {}
         self._expiries: dict[int, int] = {}  # options' expiry, epoch seconds
+        self.tapes: dict[int, Tape] = {}  # what each instrument did live, for history (tape.py)
 
     def _rng(self, inst: Instrument) -> random.Random:
         rng = self._rngs.get(inst.con_id)
@@ -67,6 +69,7 @@ class Market:
         q = self._quotes.get(inst.con_id)
         if q is None:
             q = self._quotes[inst.con_id] = self._open(inst)
+            self.tapes[inst.con_id] = Tape(q)
         return q
 
     def step(self, inst: Instrument) -> Quote:
@@ -109,6 +112,7 @@ class Market:
             min(q.low, mark), q.open, q.close, now, last_time, traded, q.step + 1, trade_count, notional, model,
         )  # fmt: skip
         self._quotes[inst.con_id] = new
+        self.tapes[inst.con_id].record(new)
         return new
 
     def _model(self, inst: Instrument, rng: random.Random) -> tuple[float, float, float, float, float, float, float]:

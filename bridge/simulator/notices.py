@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 
-from bridge.protocol import OtherRequest
 from bridge.protocol import events as ev
 from bridge.protocol import requests as rq
 
@@ -63,8 +62,12 @@ RATE_EXCEEDED = 100  # "Max rate of messages per second has been exceeded:max=50
 
 def farm_of(request: object) -> str | None:
     """The data farm that answers `request`: sec-def for contract details and symbol search, HMDS for history."""
-    if isinstance(request, rq.ReqContractDetails) or (isinstance(request, OtherRequest) and request.msg_id == 81):
+    if isinstance(request, SECDEF_REQUESTS):
         return "secdef"
-    if isinstance(request, OtherRequest) and request.msg_id == 20:
+    if isinstance(request, HISTORICAL_REQUESTS):
         return "historical"
     return None
+
+
+SECDEF_REQUESTS = (rq.ReqContractDetails, rq.ReqMatchingSymbols, rq.ReqSecDefOptParams)
+HISTORICAL_REQUESTS = (rq.ReqHistoricalData, rq.ReqHeadTimestamp, rq.ReqHistoricalTicks)

@@ -29,7 +29,7 @@ from bridge.protocol import (
 from bridge.protocol import events as ev
 from bridge.protocol import requests as rq
 from bridge.protocol.fields import integer
-from bridge.protocol.versions import MIN_SERVER_VER_BOND_ISSUERID, MIN_SERVER_VER_CURRENT_TIME_IN_MILLIS
+from bridge.protocol.versions import MIN_SERVER_VER_CURRENT_TIME_IN_MILLIS
 
 from . import generic, notices, ticks
 from .catalogue import Instrument, details, lookup, matching_symbols
@@ -44,16 +44,14 @@ log = logging.getLogger("bridge.simulator")
 # A client that stops reading gets cut off rather than growing our buffer without bound.
 MAX_WRITE_BUFFER = 32 * 1024 * 1024
 
-SYMBOL_SAMPLES = 79  # the answer to reqMatchingSymbols (not a message the bridge reads)
-
 # Requests that are not ours arrive as OtherRequest; the official client's names for them.
 OTHER_REQUESTS = {
     3: "PlaceOrder", 4: "CancelOrder", 5: "ReqOpenOrders", 6: "ReqAccountUpdates", 7: "ReqExecutions",
-    15: "ReqAutoOpenOrders", 16: "ReqAllOpenOrders", 17: "ReqManagedAccts", 20: "ReqHistoricalData",
+    15: "ReqAutoOpenOrders", 16: "ReqAllOpenOrders", 17: "ReqManagedAccts",
     21: "ExerciseOptions", 58: "ReqGlobalCancel", 61: "ReqPositions", 62: "ReqAccountSummary",
     63: "CancelAccountSummary", 64: "CancelPositions", 74: "ReqPositionsMulti", 75: "CancelPositionsMulti",
     76: "ReqAccountUpdatesMulti", 77: "CancelAccountUpdatesMulti", 99: "ReqCompletedOrders",
-    81: "ReqMatchingSymbols", 105: "ReqCurrentTimeInMillis",
+    105: "ReqCurrentTimeInMillis",
 }  # fmt: skip
 
 
@@ -118,6 +116,8 @@ class Session:
             rq.ReqMktDepth: self._req_mkt_depth,
             rq.CancelMktDepth: lambda r: self._cancel("depth", r.req_id),
             rq.ReqContractDetails: self._req_contract_details,
+            rq.ReqMatchingSymbols: self._matching_symbols,
+            rq.ReqHistoricalData: lambda r: self.error(r.req_id, notices.HISTORICAL_NO_DATA),
             OtherRequest: self._other,
             MalformedRequest: self._malformed,
         }
@@ -523,8 +523,6 @@ class Session:
                 self.send_raw(In.ACCOUNT_UPDATE_MULTI_END, [1, _field_int(f, 1)])
             case 99:  # reqCompletedOrders: apiOnly; the answer has no version field
                 self.send_raw(In.COMPLETED_ORDERS_END, [])
-            case 81:  # reqMatchingSymbols: reqId, pattern (no version)
-                self._matching_symbols(_field_int(f, 0), f[1].decode(errors="replace") if len(f) > 1 else "")
             case 105:  # reqCurrentTimeInMillis exists from server 197
                 if self.conn.server_version >= MIN_SERVER_VER_CURRENT_TIME_IN_MILLIS:
                     self.send(ev.CurrentTimeInMillis(int(time.time() * 1000)))
@@ -536,25 +534,19 @@ class Session:
                 self.error(_field_int(f, 1), notices.READ_ONLY)
             case 58:  # reqGlobalCancel
                 self.error(notices.NO_VALID_ID, notices.READ_ONLY)
-            case 20:  # reqHistoricalData: reqId first (no version since server 124)
-                self.error(_field_int(f, 0), notices.HISTORICAL_NO_DATA)
             case 15 | 63 | 64 | 75 | 77:  # auto-bind and cancels: TWS sends nothing back
                 pass
             case _:
                 log.warning("%r: %s is not simulated; no answer", self, request_name(r))
 
-    def _matching_symbols(self, req_id: int, pattern: str) -> None:
-        """symbolSamples: conId, symbol, secType, primary exchange, currency, derivative types
-        (and, from server 176, the description and issuer id) of each match."""
-        found = matching_symbols(pattern)
-        fields: list[object] = [req_id, len(found)]
-        for inst, derived in found:
+    def _matching_symbols(self, r: rq.ReqMatchingSymbols) -> None:
+        """symbolSamples: each match with the derivative types listed on it (description from server 176)."""
+        rows = []
+        for inst, derived in matching_symbols(r.pattern):
             c = inst.contract
-            fields += [c.con_id, c.symbol, c.sec_type, c.primary_exchange or c.exchange, c.currency, len(derived),
-                       *derived]  # fmt: skip
-            if self.conn.server_version >= MIN_SERVER_VER_BOND_ISSUERID:
-                fields += [inst.long_name, ""]
-        self.send_raw(SYMBOL_SAMPLES, fields)
+            contract = ev.Contract(c.symbol, c.sec_type, "", c.currency, c.con_id, c.primary_exchange or c.exchange)
+            rows.append(ev.ContractDescription(contract, derived, inst.long_name))
+        self.send(ev.SymbolSamples(r.req_id, tuple(rows)))
 
     def _malformed(self, r: MalformedRequest) -> None:
         log.warning("%r: malformed request %d: %s", self, r.msg_id, r.reason)
