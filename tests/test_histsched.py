@@ -88,6 +88,38 @@ def test_an_identical_request_waits_15_seconds_after_the_last_one() -> None:
     assert len(run(sched, 15.0 + 1e-5)) == 1
 
 
+def test_head_timestamps_and_historical_ticks_count_toward_the_same_budget() -> None:
+    sched = Scheduler(IB)
+    for i in range(20):
+        sched.submit(bars(i), "a", 0.0)
+        sched.submit(HistoryKey.ticks(i, "SMART", "TRADES", end=PAST, count=1000), "b", 0.0)
+        sched.submit(HistoryKey.head_timestamp(i, "SMART", "TRADES"), "c", 0.0)
+    assert len(drain(sched, 0.0)) == 60
+    late = sched.submit(HistoryKey.head_timestamp("late", "SMART", "MIDPOINT"), "d", 1.0)
+    assert late.state == "queued" and late.eta == pytest.approx(600.0)
+
+
+def test_the_stats_count_what_the_bridge_exports() -> None:
+    sched = Scheduler(IB)
+    sched.submit(bars(1), "a", 0.0)
+    sched.submit(bars(1), "b", 0.0)
+    sched.submit(bars(2), "a", 0.0)
+    one, _ = run(sched, 2.0)
+    answer(sched, one, 3.0)
+    sched.submit(bars(1), "c", 4.0)
+    stats = sched.stats(4.0)
+    assert (stats.submitted, stats.cache_hits, stats.attached, stats.started, stats.answered) == (4, 1, 1, 2, 3)
+    assert (stats.queued, stats.in_flight, stats.open, stats.budget_used) == (0, 1, 1, 2)
+    assert stats.wait_seconds == pytest.approx(6.0) and stats.cache_entries == 1 and stats.cache_bytes == 100
+
+
+def test_limits_that_cannot_take_one_bid_ask_request_are_refused() -> None:
+    with pytest.raises(ValueError, match="BID_ASK"):
+        Limits(burst=1)
+    with pytest.raises(ValueError, match="positive"):
+        Limits(burst_window=0)
+
+
 def test_no_more_than_50_are_open_and_an_answer_frees_a_slot() -> None:
     sched = Scheduler(IB)
     for i in range(51):
