@@ -223,11 +223,11 @@ def test_a_broken_historical_farm_holds_history_requests(sim: SimulatorThread) -
     c = streaming(sim)
     sim.inject("farm", farm="historical", seconds=1.0)
     c.wait_for(error_with(2105, -1))
-    c.send_raw(20, [77, 0, "BTC", "CRYPTO", "", 0.0, "", "", "PAXOS", "", "USD", "", "", 0, "", "1 D", "1 hour"])
-    assert not [e for e in c.collect(0.5) if isinstance(e, ev.Error) and e.req_id == 77]
+    c.send(rq.ReqHistoricalData(77, BTC, "", "1 D", "1 hour", "TRADES", False))
+    assert not [e for e in c.collect(0.5) if getattr(e, "req_id", None) == 77]
     assert ticks(c.collect(0.2)), "market data does not depend on the historical farm"
     c.wait_for(error_with(2106, -1), timeout=5)
-    c.wait_for(lambda e: isinstance(e, ev.Error) and e.req_id == 77)
+    c.wait_for(of(ev.HistoricalData, 77))
     c.close()
 
 

@@ -15,6 +15,7 @@ from bridge.protocol import MAX_SUPPORTED, MIN_SUPPORTED
 from . import limits
 from .catalogue import CATALOGUE
 from .faults import FaultError, load_script
+from .history_pacing import HistoryLimits
 from .server import Simulator
 
 
@@ -84,6 +85,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"(default {limits.MAX_MESSAGES_PER_SECOND}; 0: no limit)",
     )
     p.add_argument(
+        "--history-max-requests",
+        type=_count,
+        default=HistoryLimits().max_requests,
+        help="historical requests allowed in any --history-window (error 162 beyond; default 60, BID_ASK counts 2)",
+    )
+    p.add_argument(
+        "--history-max-open",
+        type=_count,
+        default=HistoryLimits().max_open,
+        help="historical requests open at once (keepUpToDate streams; default 50)",
+    )
+    p.add_argument(
+        "--history-time-scale",
+        type=_positive,
+        default=1.0,
+        help="multiply IB's pacing windows (10 min, 15 s, 2 s) by this; 0.01 makes ten minutes six seconds",
+    )
+    p.add_argument("--no-history-pacing", action="store_true", help="answer history without IB's pacing rules")
+    p.add_argument(
         "--control",
         type=argparse_type(_any_port),
         metavar="PORT",
@@ -99,12 +119,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)  # fmt: skip
 
 
+def history_limits(args: argparse.Namespace) -> HistoryLimits:
+    return HistoryLimits(
+        max_requests=args.history_max_requests, max_open=args.history_max_open, enforced=not args.no_history_pacing
+    ).scaled(args.history_time_scale)
+
+
 async def _run(args: argparse.Namespace) -> None:
     sim = Simulator(
         host=args.host, port=args.port, server_version=args.server_version, rate=args.rate, seed=args.seed,
         max_lines=args.max_lines, bar_seconds=args.bar_seconds, journal=args.journal, account=args.account,
         max_depth_books=args.max_depth_books, max_tick_by_tick=args.max_tick_by_tick,
         max_messages_per_second=args.pacing_limit, control_port=args.control, faults=args.script,
+        history_limits=history_limits(args),
     )  # fmt: skip
     await sim.start()
     stop = asyncio.Event()

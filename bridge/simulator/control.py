@@ -3,10 +3,12 @@
     python -m bridge.simulator --control 7599 &
     python -m bridge.simulator.control 7599 stall seconds=10
     python -m bridge.simulator.control 7599 connectivity seconds=5 data_lost=true
+    python -m bridge.simulator.control 7599 counters
     python -m bridge.simulator.control --list
 
 On the wire: `{"fault": "stall", "args": {"seconds": 10}}` per line, answered by
-`{"ok": true}` or `{"ok": false, "error": "..."}`, so an operator can rehearse a TWS outage
+`{"ok": true}` or `{"ok": false, "error": "..."}`; `{"query": "counters"}` answers
+`{"ok": true, "counters": {...}}` (history requests, pacing violations), so an operator can rehearse a TWS outage
 against a running bridge from any language. It listens on 127.0.0.1 only: faults are for
 whoever owns the machine.
 """
@@ -61,6 +63,8 @@ def _carry_out(sim: Simulator, line: bytes) -> dict[str, Any]:
         request = json.loads(line)
     except ValueError:
         return {"ok": False, "error": 'not JSON; send {"fault": NAME, "args": {...}} on one line'}
+    if isinstance(request, dict) and request.get("query") == "counters":
+        return {"ok": True, "counters": sim.counters()}
     if not isinstance(request, dict) or not isinstance(request.get("fault"), str):
         return {"ok": False, "error": 'send {"fault": NAME, "args": {...}}'}
     args = request.get("args", {})
@@ -120,9 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not key:
             p.error(f"arguments are key=value, not {item!r}")
         args[key] = _parse_value(value)
+    ask = {"query": "counters"} if opts.fault == "counters" else {"fault": opts.fault, "args": args}
     try:
         with socket.create_connection(("127.0.0.1", opts.port), timeout=5) as sock:
-            sock.sendall(_reply({"fault": opts.fault, "args": args}))
+            sock.sendall(_reply(ask))
             answer = json.loads(sock.makefile("rb").readline() or b"{}")
     except (OSError, ValueError) as exc:
         print(f"cannot reach the simulator's control port {opts.port}: {exc}", file=sys.stderr)
@@ -130,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     if not answer.get("ok"):
         print(f"refused: {answer.get('error', 'no answer')}", file=sys.stderr)
         return 1
+    if "counters" in answer:
+        print("\n".join(f"{name} {value}" for name, value in answer["counters"].items()))
+        return 0
     print(f"{opts.fault}: done")
     return 0
 

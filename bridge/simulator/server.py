@@ -26,6 +26,8 @@ from bridge.protocol import MAX_SUPPORTED, MIN_SUPPORTED
 from . import limits
 from .catalogue import Instrument
 from .faults import Faults, load_script
+from .history import History
+from .history_pacing import HistoryLimits, HistoryPacing
 from .market import Market, Quote
 from .session import Session, request_name
 
@@ -98,6 +100,7 @@ class Simulator:
         max_messages_per_second: int = limits.MAX_MESSAGES_PER_SECOND,
         control_port: int | None = None,
         faults: str | Path | list[Any] | None = None,
+        history_limits: HistoryLimits | None = None,
     ) -> None:
         if not MIN_SUPPORTED <= server_version <= MAX_SUPPORTED:
             raise ValueError(f"server version {server_version} is outside {MIN_SUPPORTED}..{MAX_SUPPORTED}")
@@ -119,6 +122,8 @@ class Simulator:
         self._script = load_script(faults) if faults is not None else []
         self._connections = 0
         self.market = Market(seed)
+        self.history = History(self.market)
+        self.history_pacing = HistoryPacing(history_limits)
         self.requests: list[tuple[int | None, Any]] = []
         self.clients: dict[int, Session] = {}  # by client id, once startApi named it
         self.sessions: set[Session] = set()
@@ -247,6 +252,18 @@ class Simulator:
     def tick_by_tick_in_use(self) -> int:
         return sum(s.streams_in_use("tbt") for s in self.sessions)
 
+    def history_streams(self) -> int:
+        """keepUpToDate streams open: the historical requests still open (answers go out at once)."""
+        return sum(s.streams_in_use("hist") for s in self.sessions)
+
+    def counters(self) -> dict[str, int]:
+        """What tests and operators count: history requests accepted and pacing violations, by rule."""
+        pacing = self.history_pacing
+        out = {"history_requests": pacing.accepted, "history_pacing_violations": pacing.violation_count}
+        out.update({f"history_pacing_violations_{rule}": n for rule, n in sorted(pacing.violations.items())})
+        out["history_streams"] = self.history_streams()
+        return out
+
     def record(self, client_id: int | None, request: Any, received: float, connection: int) -> None:
         """Keep the request for tests, and journal it with the time it was read off the socket."""
         self.requests.append((client_id, request))
@@ -262,6 +279,11 @@ class Simulator:
             "symbol": contract.symbol if contract is not None else None,
             "sec_type": contract.sec_type if contract is not None else None,
         })  # fmt: skip
+
+    def journal_event(self, row: dict[str, Any]) -> None:
+        """Anything else worth lining up with requests (a pacing violation), stamped now."""
+        if self._journal is not None:
+            self._journal_line({"t": round(time.time(), 6), **row})
 
     def journal_fault(self, name: str, args: dict[str, Any]) -> None:
         """Faults go in the journal too, so a test or a soak can line them up with what clients did."""

@@ -33,6 +33,7 @@ from bridge.protocol.versions import MIN_SERVER_VER_CURRENT_TIME_IN_MILLIS
 
 from . import generic, notices, ticks
 from .catalogue import Instrument, details, lookup, matching_symbols
+from .hmds import HistoryService
 from .limits import MessageRate, rate_error_text
 from .market import Quote
 
@@ -71,7 +72,7 @@ def connection_time() -> str:
 
 @dataclass
 class Subscription:
-    """A stream this client asked for; `kind` is mkt, tbt, bars or depth."""
+    """A stream this client asked for; `kind` is mkt, tbt, bars, depth or hist (keepUpToDate)."""
 
     kind: str
     req_id: int
@@ -100,6 +101,7 @@ class Session:
         self.market_data_type = 1
         self.subs: dict[tuple[str, int], Subscription] = {}
         self.closed = False
+        self.hmds = HistoryService(self)
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -117,7 +119,12 @@ class Session:
             rq.CancelMktDepth: lambda r: self._cancel("depth", r.req_id),
             rq.ReqContractDetails: self._req_contract_details,
             rq.ReqMatchingSymbols: self._matching_symbols,
-            rq.ReqHistoricalData: lambda r: self.error(r.req_id, notices.HISTORICAL_NO_DATA),
+            rq.ReqHistoricalData: self.hmds.req_historical_data,
+            rq.CancelHistoricalData: self.hmds.cancel_historical_data,
+            rq.ReqHeadTimestamp: self.hmds.req_head_timestamp,
+            rq.CancelHeadTimestamp: lambda r: None,  # answered at once: nothing left to cancel
+            rq.ReqHistoricalTicks: self.hmds.req_historical_ticks,
+            rq.ReqSecDefOptParams: self.hmds.req_sec_def_opt_params,
             OtherRequest: self._other,
             MalformedRequest: self._malformed,
         }
@@ -332,6 +339,9 @@ class Session:
             self.error(req_id, notices.DUPLICATE_TICKER)
             return True
         return False
+
+    def new_subscription(self, kind: str, req_id: int, inst: Instrument) -> Subscription:
+        return Subscription(kind, req_id, inst)
 
     def _subscribe(self, sub: Subscription, listener: Callable[[Quote, Quote], None] | None) -> None:
         self.subs[(sub.kind, sub.req_id)] = sub

@@ -41,6 +41,16 @@ class SimulatorThread:
         """(client_id, 'ReqMktData'/'PlaceOrder'/...) for every request received so far."""
         return [(client_id, request_name(r)) for client_id, r in self.requests]
 
+    def counters(self) -> dict[str, int]:
+        """The simulator's counters (history requests, pacing violations), read on its loop."""
+        if self._loop is None:
+            raise RuntimeError("the simulator is not running")
+
+        async def read() -> dict[str, int]:
+            return self.simulator.counters()
+
+        return asyncio.run_coroutine_threadsafe(read(), self._loop).result(5)
+
     def inject(self, name: str, **args: Any) -> None:
         """Start a fault on the simulator's loop (faults.FAULTS lists them); its FaultError is raised here."""
         if self._loop is None:
