@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 8.0  # the bridge answers within 7 s (docs/bus.md)
 DEFAULT_LEASE = 30
 RENEW_RETRY_S = 1.0
+MAX_TOPIC_NAMES = 10_000  # decoded topic names kept; beyond that a topic is decoded per message
 CLOSE_TIMEOUT = 0.5  # unsubscribing when leaving: a live bridge answers in milliseconds; a gone one never
 
 
@@ -175,6 +176,9 @@ class BusClient:
         self._saved_signals: dict[int, Any] = {}
         self._saved_wakeup_fd: int | None = None
         self._closed = False
+        self._poller: zmq.Poller | None = None  # made on the first wait, kept: one per call cost as much as a read
+        self._topic_names: dict[bytes, str] = {}  # topic frame -> its text, decoded once
+        self._wanted_topics: dict[str, bool] = {}  # _wanted's answers, until the topics asked for change
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -369,22 +373,38 @@ class BusClient:
 
     def listen(self, prefix: str) -> None:
         """Receive a topic prefix without a subscription ("" = everything, "state" = state changes)."""
-        self._prefixes[prefix] += 1
+        self._count_prefix(prefix)
         self._sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
 
     def _add_topic(self, topic: str) -> None:
-        self._topics[topic] += 1
+        self._count_topic(topic, 1)
         self._sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
 
     def _drop_topic(self, topic: str) -> None:
-        self._topics[topic] -= 1
-        if self._topics[topic] <= 0:
-            del self._topics[topic]
+        self._count_topic(topic, -1)
         self._sub.setsockopt(zmq.UNSUBSCRIBE, topic.encode())
+
+    # What is wanted, counted once for every transport: a topic asked for by several subscriptions
+    # stays wanted until the last one goes.
+    def _count_prefix(self, prefix: str) -> None:
+        self._prefixes[prefix] += 1
+        self._wanted_topics.clear()
+
+    def _count_topic(self, topic: str, delta: int) -> bool:
+        """Count one more (+1) or one fewer (-1) ask for `topic`; whether it is still wanted."""
+        self._topics[topic] += delta
+        self._wanted_topics.clear()
+        if self._topics[topic] > 0:
+            return True
+        del self._topics[topic]
+        return False
 
     def _wanted(self, topic: str) -> bool:
         # A SUB prefix also matches the /delayed and /g... variants of a topic; hand out only what was asked.
-        return topic in self._topics or any(topic.startswith(p) for p in self._prefixes)
+        wanted = topic in self._topics or any(topic.startswith(p) for p in self._prefixes)
+        if len(self._wanted_topics) < MAX_TOPIC_NAMES:
+            self._wanted_topics[topic] = wanted
+        return wanted
 
     def _schedule_renew(self, now: float) -> None:
         if self.subscriptions:
@@ -429,15 +449,33 @@ class BusClient:
     def _wait_message(self, wait: float) -> Message | None:
         """The transport's part of recv(): a wanted message within `wait` seconds (inf: until one comes),
         or None after the wait, a signal's wake-up, or a message that was not ours."""
-        poller = zmq.Poller()
-        poller.register(self._sub, zmq.POLLIN)
-        wake = self._wake_r.fileno() if self._wake_r is not None else None
-        if wake is not None:  # zmq's poll reports plain sockets by their fd
-            poller.register(wake, zmq.POLLIN)
-        events = dict(poller.poll(None if wait == float("inf") else int(wait * 1000) + 1))
-        if wake is not None and wake in events:
+        with contextlib.suppress(zmq.Again):  # one is queued already: no poll system call
+            return self._read(zmq.NOBLOCK)
+        if self._poller is None:
+            self._poller = zmq.Poller()
+            self._poller.register(self._sub, zmq.POLLIN)
+            if self._wake_r is not None:  # zmq's poll reports plain sockets by their fd
+                self._poller.register(self._wake_r.fileno(), zmq.POLLIN)
+        events = dict(self._poller.poll(None if wait == float("inf") else int(wait * 1000) + 1))
+        if self._wake_r is not None and self._wake_r.fileno() in events:
             self._drain_wake()
         return self._read(zmq.NOBLOCK) if self._sub in events else None
+
+    def recv_batch(self, timeout: float | None = None, limit: int = 1000) -> list[Message]:
+        """Every wanted message already queued (up to `limit`), waiting like recv() for the first:
+        a consumer that handles messages in bursts pays the wait and the lease check once per burst.
+        Empty on timeout or once stopped."""
+        first = self.recv(timeout)
+        if first is None:
+            return []
+        out = [first]
+        read = self._read
+        with contextlib.suppress(zmq.Again):
+            while len(out) < limit:
+                msg = read(zmq.NOBLOCK)
+                if msg is not None:
+                    out.append(msg)
+        return out
 
     def pending(self) -> Iterator[Message]:
         """Messages already queued locally, without waiting: drain these after a stop so none are dropped."""
@@ -450,44 +488,62 @@ class BusClient:
                 yield msg
 
     def _read(self, flags: int) -> Message | None:
-        """Parse one queued message; None if it is malformed or not ours. Raises zmq.Again if none queued."""
-        frames = self._sub.recv_multipart(flags)
-        if len(frames) != 2:
-            log.warning("ignoring a %d-frame message (the bus sends [topic, payload])", len(frames))
+        """Parse one queued message; None if it is malformed or not ours. Raises zmq.Again if none queued.
+
+        The bridge publishes [topic, payload] and nothing else, so both frames are read without
+        asking ZeroMQ whether more follow: that question (RCVMORE) costs more than the two reads.
+        A message of another shape shows up as a payload that does not unpack (a topic never
+        does), and only then are frames counted to get back in step."""
+        sub = self._sub
+        topic = sub.recv(flags)
+        try:
+            raw = sub.recv(zmq.NOBLOCK)  # a message's frames arrive together
+        except zmq.Again:
+            log.warning("ignoring a 1-frame message: the bus sends [topic, payload]")
             return None
-        return self._message(frames[0].decode("utf-8", "replace"), frames[1])
+        name = self._topic_names.get(topic)
+        if name is None:
+            name = topic.decode("utf-8", "replace")
+            if len(self._topic_names) < MAX_TOPIC_NAMES:
+                self._topic_names[topic] = name
+        msg = self._message(name, raw)
+        if msg is None and sub.get(zmq.RCVMORE):
+            skipped = len(sub.recv_multipart())
+            log.warning("a message on the bus was not [topic, payload]; skipped %d frames to get back in step", skipped)
+        return msg
 
     def _message(self, topic: str, raw: bytes) -> Message | None:
-        """A received payload as a Message; None if unwanted, malformed, or already in a subscribe's picture."""
-        if not self._wanted(topic):
+        """A received payload as a Message; None if unwanted, malformed, or already in a subscribe's picture.
+        Counts the messages lost before it (`lost`): seq restarting lower means the bridge restarted."""
+        wanted = self._wanted_topics.get(topic)
+        if wanted is None:
+            wanted = self._wanted(topic)
+        if not wanted:
             return None
         try:
-            payload = msgpack.unpackb(raw, raw=False)
+            payload = msgpack.unpackb(raw)
         except Exception as exc:
             log.warning("ignoring undecodable payload on %s: %s", topic, exc)
             return None
-        if not isinstance(payload, dict):
+        if type(payload) is not dict:
             log.warning("ignoring non-map payload on %s", topic)
             return None
         seq = payload.get("seq")
-        snapshot = self._snapshot_seq.get(topic)
-        if snapshot is not None and isinstance(seq, int):
-            if seq <= snapshot:
-                return None  # older than the picture the subscribe reply gave
-            del self._snapshot_seq[topic]
-        return Message(topic, payload, self._gap(topic, seq), raw)
-
-    def _gap(self, topic: str, seq: Any) -> int:
-        """How many messages were lost before this one; seq restarting lower means the bridge restarted."""
-        if not isinstance(seq, int):
-            return 0
+        if type(seq) is not int:
+            return Message(topic, payload, 0, raw)
+        if self._snapshot_seq:
+            snapshot = self._snapshot_seq.get(topic)
+            if snapshot is not None:
+                if seq <= snapshot:
+                    return None  # older than the picture the subscribe reply gave
+                del self._snapshot_seq[topic]
         last = self._last_seq.get(topic)
         self._last_seq[topic] = seq
-        if last is None or seq <= last:
-            return 0
-        lost = seq - last - 1
-        self.lost += lost
-        return lost
+        lost = 0
+        if last is not None and seq > last + 1:
+            lost = seq - last - 1
+            self.lost += lost
+        return Message(topic, payload, lost, raw)
 
     def __iter__(self) -> Iterator[Message]:
         while True:
@@ -509,6 +565,7 @@ class BusClient:
             self._wake_r.setblocking(False)
             self._wake_w.setblocking(False)
             self._saved_wakeup_fd = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+            self._poller = None  # the next wait watches the wake-up socket too
         for sig in signals:
             self._saved_signals[sig] = signal.signal(sig, self._on_signal)
 
@@ -540,6 +597,7 @@ class BusClient:
             if self._wake_w is not None:
                 self._wake_w.close()
             self._wake_r = self._wake_w = None
+            self._poller = None
 
     # -- lifetime ---------------------------------------------------------------------------
 

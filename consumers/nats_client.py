@@ -179,17 +179,15 @@ class NatsBusClient(BusClient):
             filter_ = subject(prefix[:-1]) + ".>"
         else:
             filter_ = subject(prefix)
-        self._prefixes[prefix] += 1
+        self._count_prefix(prefix)
         self._consume(filter_, start=None)
 
     def _add_topic(self, topic: str) -> None:
-        self._topics[topic] += 1
+        self._count_topic(topic, 1)
         self._consume(subject(topic), start=self._next_start)
 
     def _drop_topic(self, topic: str) -> None:
-        self._topics[topic] -= 1
-        if self._topics[topic] <= 0:
-            del self._topics[topic]
+        if not self._count_topic(topic, -1):
             sub = self._consumers.pop(subject(topic), None)
             if sub is not None:
                 self._call(sub.unsubscribe(), self.timeout, interruptible=False)
