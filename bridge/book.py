@@ -34,6 +34,36 @@ class LineKey(NamedTuple):
         return topic
 
 
+class ViewKey(NamedTuple):
+    """What makes two conflated subscriptions of one line share a view (and its topic)."""
+
+    interval_ms: int
+    fields: tuple[str, ...] = ()  # sorted; () is every field
+
+    def topic(self, line_topic: str) -> str:
+        topic = f"{line_topic}/every{self.interval_ms}ms"
+        return f"{topic}/{','.join(self.fields)}" if self.fields else topic
+
+
+@dataclass(eq=False)
+class View:
+    """A conflated view of a line (subscribe with `conflate`): its latest values, or some of them,
+    published at most once an interval and only when they changed. The line's stream is published
+    once for everyone; a view costs nothing per tick, only per interval."""
+
+    key: ViewKey
+    topic: bytes
+    subs: set[str] = field(default_factory=set)
+    seq: int = 0
+    line_seq: int = 0  # the line's seq that the last published values reflect
+    sent: dict[str, object] | None = None  # the values last published
+    due: float = 0.0  # event-loop time of the next look; 0 until the publisher has seen the view
+
+    def values(self, latest: dict[str, object]) -> dict[str, object]:
+        fields = self.key.fields
+        return dict(latest) if not fields else {f: latest[f] for f in fields if f in latest}
+
+
 @dataclass(eq=False)
 class Line:
     """One TWS request and everything the hot path needs to publish its answers."""
@@ -51,6 +81,7 @@ class Line:
     # The entry of this line's request in the TWS pacer while it may still wait there: a line
     # dropped before TWS saw its request is taken back, not cancelled (a cancel would overtake it).
     queued: object = None
+    views: dict[ViewKey, View] = field(default_factory=dict)
 
 
 class SubscriptionBook:
@@ -59,6 +90,7 @@ class SubscriptionBook:
         self._by_req: dict[int, Line] = {}
         self._by_req_field: dict[bytes, Line] = {}  # the same, keyed by req_id as TWS writes it
         self._by_sub: dict[str, Line] = {}
+        self._view_of: dict[str, View] = {}  # subscription id -> its view, for conflated ones
         self._lease_seconds: dict[str, float] = {}
         self.seqs = Seqs()  # a topic's seq goes on where it stopped when its line comes back
 
@@ -87,11 +119,21 @@ class SubscriptionBook:
     def subscription_count(self) -> int:
         return len(self._by_sub)
 
+    def line(self, key: LineKey) -> Line | None:
+        return self._lines.get(key)
+
+    def view_of(self, sub_id: str) -> View | None:
+        return self._view_of.get(sub_id)
+
+    def views(self) -> list[tuple[View, Line]]:
+        return [(view, line) for line in self._lines.values() for view in line.views.values()]
+
     def subscribe(
-        self, key: LineKey, contract: Contract, req_id: int, lease: float, now: float
+        self, key: LineKey, contract: Contract, req_id: int, lease: float, now: float, view: ViewKey | None = None
     ) -> tuple[Line, str, bool]:
-        """Add a consumer subscription. Returns (line, subscription id, whether the line is new).
-        `req_id` is used only when the line is new."""
+        """Add a consumer subscription (to the line's stream, or to a conflated `view` of it).
+        Returns (line, subscription id, whether the line is new). `req_id` is used only when the
+        line is new."""
         line = self._lines.get(key)
         is_new = line is None
         if line is None:
@@ -103,7 +145,25 @@ class SubscriptionBook:
         line.leases[sub_id] = now + lease
         self._by_sub[sub_id] = line
         self._lease_seconds[sub_id] = lease
+        if view is not None:
+            shared = line.views.get(view)
+            if shared is None:
+                topic = view.topic(key.topic).encode()
+                shared = line.views[view] = View(view, topic, seq=self.seqs.resume(topic), line_seq=line.seq)
+            shared.subs.add(sub_id)
+            self._view_of[sub_id] = shared
         return line, sub_id, is_new
+
+    def _forget(self, sub_id: str, line: Line) -> None:
+        """A subscription is gone: out of its view, and the view out of the line when it was the last."""
+        del line.leases[sub_id]
+        del self._lease_seconds[sub_id]
+        view = self._view_of.pop(sub_id, None)
+        if view is not None:
+            view.subs.discard(sub_id)
+            if not view.subs:
+                del line.views[view.key]
+                self.seqs.remember(view.topic, view.seq)
 
     def renew(self, sub_ids: list[str], now: float) -> tuple[list[str], list[str]]:
         renewed, unknown = [], []
@@ -121,8 +181,7 @@ class SubscriptionBook:
         line = self._by_sub.pop(sub_id, None)
         if line is None:
             return False, None
-        del line.leases[sub_id]
-        del self._lease_seconds[sub_id]
+        self._forget(sub_id, line)
         return True, self._drop_if_unused(line)
 
     def expire(self, now: float) -> tuple[list[str], list[Line]]:
@@ -133,9 +192,8 @@ class SubscriptionBook:
             for sub_id, expiry in list(line.leases.items()):
                 if expiry <= now:
                     dropped.append(sub_id)
-                    del line.leases[sub_id]
                     del self._by_sub[sub_id]
-                    del self._lease_seconds[sub_id]
+                    self._forget(sub_id, line)
             unused = self._drop_if_unused(line)
             if unused is not None:
                 emptied.append(unused)
@@ -146,8 +204,7 @@ class SubscriptionBook:
         ids = list(line.leases)
         for sub_id in ids:
             self._by_sub.pop(sub_id, None)
-            self._lease_seconds.pop(sub_id, None)
-        line.leases.clear()
+            self._forget(sub_id, line)
         self._drop_if_unused(line)
         return ids
 

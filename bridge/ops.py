@@ -12,6 +12,7 @@ from typing import Any
 
 import msgpack
 
+from .book import ViewKey
 from .instruments import InstrumentError, parse_instrument
 from .limits import MAX_RENEW_IDS, MAX_REQUEST_BYTES, LimitError, check_contract, check_generic_ticks
 from .protocol import Contract
@@ -132,3 +133,34 @@ def subscribe_args(request: dict[str, Any], lease_default: float) -> tuple[Contr
     if isinstance(lease, bool) or not isinstance(lease, int | float) or not 1 <= lease <= 3600:
         raise RequestError("bad_request", "lease is a number of seconds from 1 to 3600")
     return contract, kind, md_type, generic, float(lease)
+
+
+# A conflated view (subscribe with `conflate`): at most 20 updates a second, at least one a minute.
+CONFLATE_MIN, CONFLATE_MAX = 0.05, 60.0
+MAX_VIEW_FIELDS = 32
+_FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def view_args(request: dict[str, Any]) -> ViewKey | None:
+    """The conflated view a subscribe asks for (`conflate` seconds, optional `fields`), if any."""
+    conflate, fields = request.get("conflate"), request.get("fields")
+    if conflate is None:
+        if fields is not None:
+            raise RequestError(
+                "bad_request", "fields goes with conflate: a view of some fields, at most once an interval"
+            )
+        return None
+    if (
+        isinstance(conflate, bool)
+        or not isinstance(conflate, int | float)
+        or not CONFLATE_MIN <= conflate <= CONFLATE_MAX
+    ):
+        raise RequestError("bad_request", f"conflate is a number of seconds from {CONFLATE_MIN:g} to {CONFLATE_MAX:g}")
+    names: tuple[str, ...] = ()
+    if fields is not None:
+        if (not isinstance(fields, list) or not 1 <= len(fields) <= MAX_VIEW_FIELDS
+                or not all(isinstance(f, str) and _FIELD_NAME.fullmatch(f) for f in fields)):  # fmt: skip
+            raise RequestError("bad_request", f"fields is a list of 1 to {MAX_VIEW_FIELDS} field names as published "
+                               "(bid, ask, last, bid_size, ...)")  # fmt: skip
+        names = tuple(sorted(set(fields)))
+    return ViewKey(round(conflate * 1000), names)

@@ -259,6 +259,14 @@ BUILDERS: dict[type, Builder] = {
 }  # type: ignore[dict-item]
 
 
+def view_payload(line: Line, seq: int, values: dict[str, object], folded: int, now_ns: int) -> Payload:
+    """`latest` on a conflated view's topic: the stream's values (or the view's fields of them) as
+    they stand; `folded` is how many messages of the stream this one stands for."""
+    key = line.key
+    return {"v": SCHEMA, "kind": key.kind, "event": "latest", "instrument": key.instrument, "seq": seq,
+            "recv_ns": now_ns, "tws_time": None, "latest": values, "folded": folded}  # fmt: skip
+
+
 def marker_payload(line: Line, event: str, reason: str, message: str, code: int | None, recv_ns: int) -> Payload:
     """`stale` / `resumed` on a data topic: an outage window a consumer sees on its own stream."""
     p = _head(line, event, recv_ns)

@@ -23,7 +23,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from . import outages as out
 from . import payload as pl
-from .book import Line, LineKey, SubscriptionBook
+from .book import Line, LineKey, SubscriptionBook, View
 from .config import Settings
 from .curve import BusSecurity, CurveError, is_local
 from .fairness import SYSTEM, RefusalCache
@@ -33,7 +33,16 @@ from .limits import MAX_FRAME_BYTES
 from .lines import tws_cancel, tws_request
 from .logsafe import Throttled, escape, quote
 from .metrics import REP_OPS, Metrics
-from .ops import MARKET_DATA_TYPES, RequestError, check_frames, parse_request, renew_ids, split_envelope, subscribe_args
+from .ops import (
+    MARKET_DATA_TYPES,
+    RequestError,
+    check_frames,
+    parse_request,
+    renew_ids,
+    split_envelope,
+    subscribe_args,
+    view_args,
+)
 from .protocol import Contract, Decoder
 from .protocol import events as ev
 from .protocol import requests as rq
@@ -42,6 +51,7 @@ from .tws import Outgoing, TwsConnection
 log = logging.getLogger("tws-bridge")
 
 QUALIFY_TIMEOUT = 5.0
+MAX_VIEWS = 16  # conflated views of one stream (intervals x field sets); each costs a look per interval
 FIRST_ANSWER_WAIT = 1.0  # how long a new line's subscribe waits for TWS's first data or refusal
 STATE_TOPIC = b"state"
 INTERNAL_ERROR = "the bridge failed on this request (an internal error, logged); retry, or report it"
@@ -80,6 +90,7 @@ class Bridge:
         self._pending: dict[int, _Pending] = {}  # contract lookups by req_id
         self._first_answer: dict[int, asyncio.Future[ev.Error | None]] = {}  # new lines by req_id
         self._built: list[bytes] = []  # topic, payload, ... of the current read, not sent yet
+        self._views_changed = asyncio.Event()  # a new conflated view: the view publisher looks again
         self._fast_decoder: Decoder | None = None  # the connection `_fast` was made for
         self._fast: dict[bytes, tuple[type, pl.FieldBuilder]] = {}
         self._qualified: dict[Contract, Contract] = {}
@@ -144,6 +155,7 @@ class Bridge:
             asyncio.create_task(self.tws.run(), name="tws"),
             asyncio.create_task(self._serve_requests(), name="requests"),
             asyncio.create_task(self._expire_leases(), name="leases"),
+            asyncio.create_task(self._publish_views(), name="views"),
             asyncio.create_task(self._watch_bus(self.pub, "pub"), name="pub monitor"),
             asyncio.create_task(self._watch_bus(self.router, "rep"), name="rep monitor"),
         ]
@@ -371,7 +383,7 @@ class Bridge:
         now = time.time_ns()
         for line in self.book.lines():
             if not line.stale:
-                self._publish(line.topic, pl.marker_payload(line, event, reason, message, code, now))
+                self._publish_line(line, pl.marker_payload(line, event, reason, message, code, now))
 
     def _await_data(self, reason: str, message: str, code: int | None) -> None:
         """Every stream was requested again: each says `resumed` when its data flows, not before."""
@@ -383,7 +395,7 @@ class Bridge:
         reason, message, code = line.stale  # type: ignore[misc]
         line.stale = None
         if not self.outages.stale:
-            self._publish(line.topic, pl.marker_payload(line, "resumed", reason, message, code, recv_ns))
+            self._publish_line(line, pl.marker_payload(line, "resumed", reason, message, code, recv_ns))
 
     def _stale_topics(self) -> float:
         lines = self.book.lines()
@@ -409,11 +421,11 @@ class Bridge:
                                     "hint": hint(error.code)})  # fmt: skip
             return
         log.warning("TWS %d on %s: %s", error.code, escape(line.key.topic), escape(error.message))
-        self._publish(line.topic, pl.error_payload(line, error.code, error.message, hint(error.code), recv_ns))
+        self._publish_line(line, pl.error_payload(line, error.code, error.message, hint(error.code), recv_ns))
         if error.code == 10197 and not line.stale:
             if not self.outages.stale:
                 marker = pl.marker_payload(line, "stale", out.COMPETING_SESSION, error.message, error.code, recv_ns)
-                self._publish(line.topic, marker)
+                self._publish_line(line, marker)
             line.stale = (out.COMPETING_SESSION, "data flows again: the competing session ended", None)
         if error.code in NOT_FATAL_FOR_A_LINE:
             return
@@ -435,6 +447,43 @@ class Bridge:
         self.pub.send(topic, zmq.SNDMORE)
         self.pub.send(self._packer.pack(payload))
         self.metrics.hot.published += 1
+
+    def _publish_line(self, line: Line, payload: dict[str, object]) -> None:
+        """A marker or error of a stream: on its topic and on every conflated view of it, so a view's
+        consumer hears of outages and refusals as soon as everyone else."""
+        self._publish(line.topic, payload)
+        for view in line.views.values():
+            view.seq += 1
+            self._publish(view.topic, {**payload, "seq": view.seq})
+
+    async def _publish_views(self) -> None:
+        """Every conflated view: its values at most once an interval, and only when they changed."""
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            wake = now + 1.0
+            for view, line in self.book.views():
+                if not view.due:  # new: its first look is one interval after the subscribe's picture
+                    view.due = now + view.key.interval_ms / 1000
+                elif view.due <= now:  # from now, not from when it was due: never two closer than the interval
+                    self._publish_view(line, view)
+                    view.due = now + view.key.interval_ms / 1000
+                wake = min(wake, view.due)
+            self._views_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._views_changed.wait(), max(0.0, wake - loop.time()))
+
+    def _publish_view(self, line: Line, view: View) -> None:
+        if line.seq == view.line_seq:
+            return  # nothing new on the stream
+        folded = line.seq - view.line_seq
+        view.line_seq = line.seq
+        values = view.values(line.latest)
+        if values == view.sent:
+            return  # only fields this view leaves out changed
+        view.sent = values
+        view.seq += 1
+        self._publish(view.topic, pl.view_payload(line, view.seq, values, folded, time.time_ns()))
 
     def publish_state(self, fields: dict[str, object]) -> None:
         self._state_seq += 1
@@ -549,6 +598,7 @@ class Bridge:
 
     async def _subscribe(self, request: dict[str, Any], client: bytes = b"") -> dict[str, Any]:
         wanted, kind, md_type, generic, lease = subscribe_args(request, self.settings.lease_default)
+        view = view_args(request)
         if not self.tws_ready:
             raise RequestError("not_connected", "TWS is not connected right now; the bridge is reconnecting, retry")
         # One budget for the time this subscribe may wait in our own queue (lookup and new line together).
@@ -563,7 +613,11 @@ class Bridge:
             extra = {**exc.extra, "suggestion": better.split(" ", 1)[0].rstrip(":")}
             raise RequestError(exc.code, f"{exc.message}; try {better}", exc.tws_code, extra) from None
         key = LineKey(instrument_key(contract), kind, md_type, generic)
-        line, sub_id, is_new = self.book.subscribe(key, contract, next(self._ids), lease, time.monotonic())
+        known = self.book.line(key)
+        if view is not None and known is not None and view not in known.views and len(known.views) >= MAX_VIEWS:
+            raise RequestError("bad_request", f"{key.topic} has {MAX_VIEWS} conflated views already (intervals and "
+                               "field sets): ask for one of those", reason="too_many_views")  # fmt: skip
+        line, sub_id, is_new = self.book.subscribe(key, contract, next(self._ids), lease, time.monotonic(), view)
         self._update_gauges()
         queued_behind: int | None = None
         if is_new:
@@ -586,6 +640,10 @@ class Bridge:
                 raise _tws_refusal(error)
         reply = {"ok": True, "id": sub_id, "topic": key.topic, "instrument": key.instrument, "lease": lease,
                  "latest": dict(line.latest), "seq": line.seq, "epoch": self.epoch}  # fmt: skip
+        shared = self.book.view_of(sub_id)
+        if shared is not None:  # the view's own topic and picture; its updates start at the next interval
+            self._views_changed.set()
+            reply |= {"topic": shared.topic.decode(), "latest": shared.values(line.latest), "seq": shared.seq}
         if queued_behind is not None:
             reply["queued_behind"] = queued_behind
         return reply

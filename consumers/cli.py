@@ -89,6 +89,17 @@ def add_subscription_arguments(parser: argparse.ArgumentParser, kind: str = "quo
     parser.add_argument("--kind", default=kind, choices=KINDS, help="data kind (default %(default)s)")
     parser.add_argument("--delayed", action="store_true", help="ask for delayed market data (no live permission)")
     parser.add_argument("--generic-ticks", default="", help="generic tick list for quotes, e.g. 233,236")
+    parser.add_argument("--conflate", type=positive_float, metavar="SECONDS",
+                        help="the latest values at most every SECONDS, folded by the bridge (e.g. 0.5)")  # fmt: skip
+    parser.add_argument("--fields", type=_field_list, metavar="NAMES",
+                        help="with --conflate: only these fields, e.g. bid,ask,last")  # fmt: skip
+
+
+def _field_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("a comma-separated list of field names, e.g. bid,ask")
+    return names
 
 
 def add_stop_arguments(parser: argparse.ArgumentParser, what: str = "updates") -> None:
@@ -126,7 +137,8 @@ def subscribe_each(bus: BusClient, args: argparse.Namespace, prog: str) -> list[
         if bus.stopped:
             break
         try:
-            subs.append(bus.subscribe(instrument, args.kind, mdt, args.generic_ticks, args.lease))
+            view = {"conflate": getattr(args, "conflate", None), "fields": getattr(args, "fields", None)}
+            subs.append(bus.subscribe(instrument, args.kind, mdt, args.generic_ticks, args.lease, **view))
         except BridgeError as exc:
             if exc.code in ("timeout", "stopped"):
                 raise

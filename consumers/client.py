@@ -76,6 +76,7 @@ class Subscription:
     generic_ticks: str = ""
     requested: str | dict[str, Any] = ""
     reply: dict[str, Any] = field(default_factory=dict, repr=False)
+    view: dict[str, Any] = field(default_factory=dict)  # conflate / fields, for a conflated view
 
 
 class Message(tuple):
@@ -251,11 +252,19 @@ class BusClient:
         market_data_type: str = "live",
         generic_ticks: str = "",
         lease: int = DEFAULT_LEASE,
+        *,
+        conflate: float | None = None,
+        fields: list[str] | None = None,
     ) -> Subscription:
-        """Ask the bridge for a stream; short forms like "AAPL" go unchanged, the bridge resolves them."""
+        """Ask the bridge for a stream; short forms like "AAPL" go unchanged, the bridge resolves them.
+
+        With `conflate` (seconds), the stream's latest values instead of every message: one `latest`
+        message at most every `conflate` seconds, only when something changed, with just `fields`
+        if given (e.g. ["bid", "ask"]). The bridge does the folding once for every consumer of it."""
+        view = {k: v for k, v in (("conflate", conflate), ("fields", fields)) if v is not None}
         with self._subscribing(kind):
-            reply = self._subscribe_request(instrument, kind, market_data_type, generic_ticks, lease)
-            return self._subscription(reply, instrument, kind, market_data_type, generic_ticks, lease)
+            reply = self._subscribe_request(instrument, kind, market_data_type, generic_ticks, lease, view)
+            return self._subscription(reply, instrument, kind, market_data_type, generic_ticks, lease, view)
 
     @contextlib.contextmanager
     def _subscribing(self, kind: str) -> Iterator[None]:
@@ -273,7 +282,13 @@ class BusClient:
             self._sub.setsockopt(zmq.UNSUBSCRIBE, early)
 
     def _subscribe_request(
-        self, instrument: str | dict[str, Any], kind: str, market_data_type: str, generic_ticks: str, lease: int
+        self,
+        instrument: str | dict[str, Any],
+        kind: str,
+        market_data_type: str,
+        generic_ticks: str,
+        lease: int,
+        view: dict[str, Any],
     ) -> dict[str, Any]:
         return self.request(
             {
@@ -283,6 +298,7 @@ class BusClient:
                 "generic_ticks": generic_ticks,
                 "market_data_type": market_data_type,
                 "lease": lease,
+                **view,
             }
         )
 
@@ -294,6 +310,7 @@ class BusClient:
         market_data_type: str,
         generic_ticks: str,
         lease: int,
+        view: dict[str, Any],
     ) -> Subscription:
         try:
             sub = Subscription(
@@ -307,6 +324,7 @@ class BusClient:
                 generic_ticks=generic_ticks,
                 requested=instrument,
                 reply=reply,
+                view=view,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BridgeError("bad_reply", f"subscribe reply lacks {exc}: {reply!r}") from None
@@ -347,7 +365,8 @@ class BusClient:
             self._drop_topic(sub.topic)
             log.warning("bridge forgot subscription %s (%s); subscribing again", old, sub.topic)
             try:
-                new = self.subscribe(sub.requested, sub.kind, sub.market_data_type, sub.generic_ticks, sub.lease)
+                new = self.subscribe(sub.requested, sub.kind, sub.market_data_type, sub.generic_ticks, sub.lease,
+                                     **sub.view)  # fmt: skip
             except BridgeError as exc:
                 log.warning("could not subscribe %s again: %s; will retry", sub.topic, exc)
                 self.subscriptions[old] = sub  # keep it so the next renewal retries

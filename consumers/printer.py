@@ -88,6 +88,8 @@ class QuoteBook:
                 quote[f"{tick}_size"] = payload["size"]
         elif event == "tick_size" and tick in QUOTE_FIELDS:
             quote[tick] = payload.get("size")
+        elif event == "latest" and isinstance(payload.get("latest"), dict):  # a conflated view (--conflate)
+            self.seed(topic, payload["latest"])
 
     def crossed(self, topic: str) -> bool:
         """Bid above ask: one side has moved and the other's tick has not come yet."""
@@ -143,6 +145,8 @@ def describe(payload: dict[str, Any]) -> str:
     if event in ("stale", "resumed"):
         code = f" {p['code']}" if p.get("code") is not None else ""
         return f"{event} ({p.get('reason')}{code}): {p.get('message') or '-'}"
+    if event == "latest":
+        return f"[latest of {p['folded']} updates]" if isinstance(p.get("folded"), int) else "[latest]"
     return f"[{event}]"
 
 

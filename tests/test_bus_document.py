@@ -65,6 +65,7 @@ def test_every_payload_the_bridge_builds_has_exactly_the_documented_keys() -> No
     built.append(pl.error_payload(_line("quote"), 354, "not subscribed", "hint", time.time_ns()))
     for marker in ("stale", "resumed"):
         built.append(pl.marker_payload(_line("quote"), marker, "tws_down", "TWS restarted", None, time.time_ns()))
+    built.append(pl.view_payload(_line("quote"), 1, {"bid": 10.5}, 3, time.time_ns()))
     assert {p["event"] for p in built} == set(DATA_EVENTS)  # every documented event, nothing more
     for p in built:
         assert set(p) == COMMON | DATA_EVENTS[str(p["event"])], p["event"]

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.config import Settings
-from bridge.ops import RequestError, parse_request, subscribe_args
+from bridge.ops import CONFLATE_MAX, CONFLATE_MIN, RequestError, parse_request, subscribe_args, view_args
 from bridge.service import Bridge
 
 values = st.recursive(
@@ -23,7 +23,9 @@ values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=12,
 )
-keys = st.sampled_from(["op", "instrument", "kind", "market_data_type", "generic_ticks", "lease", "id", "ids"])
+keys = st.sampled_from(
+    ["op", "instrument", "kind", "market_data_type", "generic_ticks", "lease", "id", "ids", "conflate", "fields"]
+)
 requests = st.dictionaries(keys, values, max_size=6)
 
 
@@ -47,6 +49,20 @@ def test_any_subscribe_arguments_are_valid_or_refused_by_name(request: dict[str,
         assert exc.code == "bad_request" and exc.message
     else:
         assert contract.symbol and kind and md_type and 1 <= lease <= 3600
+
+
+@settings(max_examples=300, deadline=None)
+@given(request=requests | st.fixed_dictionaries({"conflate": values | st.floats(0.01, 100), "fields": values}))
+def test_any_view_arguments_are_a_bounded_view_or_refused_by_name(request: dict[str, Any]) -> None:
+    try:
+        view = view_args(request)
+    except RequestError as exc:
+        assert exc.code == "bad_request" and exc.message
+    else:
+        if view is not None:
+            assert CONFLATE_MIN * 1000 <= view.interval_ms <= CONFLATE_MAX * 1000 and len(view.fields) <= 32
+            assert all(f.isascii() and f.isidentifier() and f.islower() for f in view.fields)
+            assert list(view.fields) == sorted(set(view.fields))
 
 
 @settings(max_examples=200, deadline=None)
