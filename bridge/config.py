@@ -36,6 +36,7 @@ class Settings:
     curve_secret_key: str = ""  # the bridge's secret key file: CURVE on both sockets (docs/bus.md, Security)
     curve_clients: str = ""  # directory of allowed client public keys (*.key)
     allow_plaintext_remote: bool = False  # bind a non-loopback address without CURVE
+    history_time_scale: float = 1.0  # a test aid: IB's historical pacing windows times this (docs/bus.md, History)
     log_level: str = "INFO"
 
     @property
@@ -183,6 +184,14 @@ def parser() -> argparse.ArgumentParser:
         const=True,
         help="bind a non-loopback address without CURVE (anyone who can reach it can subscribe; logged as a warning)",
     )
+    p.add_argument(
+        "--history-time-scale",
+        type=float,
+        metavar="F",
+        help="TEST AID: multiply the windows of IB's historical pacing rules by F (0.01: ten minutes become six "
+        "seconds), to match a simulator started with the same --history-time-scale; below 1 against a real TWS "
+        "it causes pacing violations (default 1)",
+    )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
     return p
 
@@ -216,7 +225,10 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
 
 
 # Settings that must be above zero: a zero or negative timeout, pace or bound means nothing useful.
-_POSITIVE = ("lease_default", "handshake_timeout", "heartbeat", "tws_timeout", "queue_wait_max", "lookups_per_client")
+_POSITIVE = (
+    "lease_default", "handshake_timeout", "heartbeat", "tws_timeout", "queue_wait_max", "lookups_per_client",
+    "history_time_scale",
+)  # fmt: skip
 _NOT_NEGATIVE = ("client_id", "shutdown_cancel_seconds", "unknown_instrument_ttl")
 
 

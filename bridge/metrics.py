@@ -23,11 +23,12 @@ from prometheus_client import (
     ProcessCollector,
     start_http_server,
 )
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from .hints import is_notice
+from .histsched import Stats
 from .ops import BAD_REQUEST_REASONS
 from .protocol import events as ev
 
@@ -41,7 +42,10 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 # 1 ms to 10 s: how long a request to TWS waits behind the message-rate limit.
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-REP_OPS = ("subscribe", "unsubscribe", "renew", "list", "status", "ping", "invalid")
+REP_OPS = (
+    "subscribe", "unsubscribe", "renew", "list", "status", "ping", "history", "ticks", "head_timestamp", "details",
+    "option_chain", "search", "invalid",
+)  # fmt: skip
 # TWS codes worth their own series; see docs/bus.md and TWS's error-code table.
 KNOWN_TWS_CODES = frozenset(
     {100, 101, 162, 165, 200, 300, 309, 316, 317, 321, 322, 326, 354, 502, 504, 1100, 1101, 1102, 1300,
@@ -93,6 +97,46 @@ class HotPath(Collector):
         )
 
 
+class HistoryStats(Collector):
+    """The historical scheduler's figures (histsched.Stats), as the history desk last took them on the
+    event loop's thread: the scheduler is not thread-safe, and a scrape runs on the HTTP thread."""
+
+    GAUGES = (
+        ("queued", "twsbridge_history_queued", "Historical requests waiting for IB's pacing rules (not yet sent)."),
+        ("in_flight", "twsbridge_history_in_flight", "Historical requests sent to TWS and not yet answered."),
+        ("budget_used", "twsbridge_history_budget_used",
+         "Historical requests counted in the current pacing window (IB: 60 in any 10 minutes)."),
+        ("paused_for", "twsbridge_history_paused_seconds",
+         "Seconds until historical requests may start again after a pacing violation from TWS (0: not paused)."),
+        ("cache_entries", "twsbridge_history_cache_entries", "Historical answers held in the answer cache."),
+        ("cache_bytes", "twsbridge_history_cache_bytes", "Estimated bytes of the historical answer cache."),
+    )  # fmt: skip
+    COUNTERS = (
+        ("submitted", "twsbridge_history_submitted", "Historical requests asked by clients (one per TWS-sized part)."),
+        ("cache_hits", "twsbridge_history_cache_hits", "Historical requests answered from the answer cache."),
+        ("attached", "twsbridge_history_shared",
+         "Historical requests that joined an identical one already queued or at TWS (one TWS request for all)."),
+        ("started", "twsbridge_history_tws_requests", "Historical requests sent to TWS (retries included)."),
+        ("retried", "twsbridge_history_retries", "Historical requests sent again (pacing violation, lost connection)."),
+        ("tws_pacing", "twsbridge_history_pacing_violations",
+         "Error 162 pacing violations TWS answered despite the bridge's pacing (should stay 0)."),
+        ("refused", "twsbridge_history_refused", "Historical requests the bridge refused (its queue full)."),
+        ("long_waits", "twsbridge_history_long_waits", "Historical requests told up front of a wait over a minute."),
+        ("wait_seconds", "twsbridge_history_wait_seconds",
+         "Seconds historical requests waited in the bridge before being sent, summed (divide by tws_requests)."),
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.stats = Stats()
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.stats
+        for field, name, text in self.GAUGES:
+            yield GaugeMetricFamily(name, text, value=getattr(stats, field))
+        for field, name, text in self.COUNTERS:
+            yield CounterMetricFamily(name, text, value=getattr(stats, field))
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -103,6 +147,8 @@ class Metrics:
         GCCollector(registry=r)
         self.hot = HotPath()  # messages received and published, publish latency: see HotPath
         r.register(self.hot)
+        self.history = HistoryStats()  # the historical scheduler's figures, set by the history desk
+        r.register(self.history)
         self.tws_up = Gauge(
             "twsbridge_tws_up", "1 once TWS has sent nextValidId, 0 while the connection is down.", registry=r
         )

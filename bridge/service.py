@@ -28,6 +28,8 @@ from .config import Settings
 from .curve import BusSecurity, CurveError, is_local
 from .fairness import SYSTEM, RefusalCache
 from .hints import NOT_FATAL_FOR_A_LINE, hint
+from .history_desk import HistoryDesk
+from .history_ops import HISTORY_OPS
 from .instruments import instrument_key, suggest
 from .limits import MAX_FRAME_BYTES
 from .lines import tws_cancel, tws_request
@@ -125,6 +127,8 @@ class Bridge:
         self.tws_ready = False  # nextValidId seen on the current connection
         self.security: BusSecurity | None = None
         self.last_tws_error: dict[str, object] | None = None
+        self.history = HistoryDesk(self.tws, lambda: next(self._ids), self._qualify, lambda: self.tws_ready,
+                                   self.metrics, settings.queue_wait_max, settings.history_time_scale)  # fmt: skip
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -156,6 +160,7 @@ class Bridge:
             asyncio.create_task(self._serve_requests(), name="requests"),
             asyncio.create_task(self._expire_leases(), name="leases"),
             asyncio.create_task(self._publish_views(), name="views"),
+            asyncio.create_task(self.history.run(), name="history"),
             asyncio.create_task(self._watch_bus(self.pub, "pub"), name="pub monitor"),
             asyncio.create_task(self._watch_bus(self.router, "rep"), name="rep monitor"),
         ]
@@ -268,6 +273,8 @@ class Bridge:
     # --- everything else TWS says ----------------------------------------------------------------
 
     def _on_control_event(self, event: ev.Event, recv_ns: int) -> None:
+        if self.history.on_event(event):
+            return
         if isinstance(event, ev.Error):
             self._on_tws_error(event, recv_ns)
         elif isinstance(event, ev.ContractDetails):
@@ -296,6 +303,7 @@ class Bridge:
         self.publish_state({"event": "connection", "state": "connected", "server_version": self.tws.server_version,
                             "message": "connected to TWS"})  # fmt: skip
         self._restore_lines("TWS connection is back")
+        self.history.wake()
         self.metrics.tws_ib_connected.set(1)
         for kind in out.FARM_KINDS:
             self.metrics.tws_farm_up.labels(kind).set(1)
@@ -322,6 +330,7 @@ class Bridge:
             if not pending.future.done():
                 pending.future.set_exception(RequestError("not_connected", f"{reason} before it answered; retry"))
         self._pending.clear()
+        self.history.lost()
         self.publish_state({"event": "connection", "state": "disconnected", "server_version": 0, "message": reason})
 
     def _on_tws_stall(self, stalled: bool, silence: float) -> None:
@@ -410,6 +419,8 @@ class Bridge:
         if pending is not None:
             if not pending.future.done():
                 pending.future.set_exception(_tws_refusal(error))
+            return
+        if self.history.on_error(error):
             return
         line = self.book.by_req_id.get(error.req_id)
         if line is None:
@@ -587,8 +598,10 @@ class Bridge:
                     "uptime_s": round(time.monotonic() - self._started, 3)}  # fmt: skip
         if op == "ping":
             return {"ok": True, "pong": time.time_ns()}
+        if op in HISTORY_OPS:
+            return await self.history.handle(op, request, client)
         raise RequestError("bad_request", f"unknown op {str(op)[:40]!r}; ops: subscribe, renew, unsubscribe, list, "
-                           "status, ping", reason="unknown_op")  # fmt: skip
+                           f"status, ping, {', '.join(HISTORY_OPS)}", reason="unknown_op")  # fmt: skip
 
     def _connection_state(self) -> str:
         causes = self.outages.causes
