@@ -5,6 +5,7 @@ from __future__ import annotations
 HINTS: dict[int, str] = {
     101: "TWS's limit of simultaneous market-data lines is reached; unsubscribe something or add lines.",
     162: "TWS refused the historical or real-time bar request (no permissions or pacing).",
+    366: "TWS has no such historical request running (it had ended or was cancelled).",
     200: "TWS has no such contract: check symbol, secType, exchange and currency (docs/bus.md, Instruments).",
     300: "TWS does not know the request id; the subscription is gone.",
     321: "TWS refused the request as invalid (its words say which field).",

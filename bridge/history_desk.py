@@ -7,8 +7,8 @@ ticket per TWS request with the asking client as the asker, sends what the sched
 through the bridge's paced TWS link in that client's lane, and reports each answer back. A REQ
 client never waits long: a reply carries the answer if it is there within HISTORY_WAIT of the
 request, else a ticket (its place in line and an estimated start) to fetch it with later. Contract
-details, option chains and symbol search are not paced by IB's historical rules and are asked
-directly. Large answers are paged (PAGE_ROWS).
+details, option chains and symbol search are not paced by IB's historical rules: reference_desk
+asks them directly. Large answers are paged (PAGE_ROWS).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from .ops import RequestError
 from .protocol import Contract
 from .protocol import events as ev
 from .protocol import requests as rq
+from .reference_desk import ReferenceDesk
 from .tws import Outgoing, TwsConnection
 
 log = logging.getLogger("tws-bridge.history")
@@ -44,7 +45,6 @@ log = logging.getLogger("tws-bridge.history")
 HISTORY_WAIT = 5.0  # seconds from a request's arrival to its reply at most (docs/bus.md: within 7 s)
 TICKET_IDLE = 120.0  # a ticket nobody asked about for this long is dropped, and its requests leave the queue
 ANSWER_TIMEOUT = 120.0  # TWS must answer a historical request within this of its sending
-DIRECT_TIMEOUT = 5.0  # contract details, option chains, search: TWS's time once it has the request
 PAGE_ROWS = {"bars": 5000, "ticks": 1000, "details": 100}  # rows per reply (docs/bus.md, Limits)
 MAX_TICKETS = 10_000  # answers held for fetching, all clients together
 STATS_EVERY = 0.5  # seconds between the scheduler figures metrics read
@@ -75,12 +75,6 @@ def outcome_error(outcome: Outcome) -> RequestError:
     words = f"TWS error {outcome.code}: {outcome.message}"
     code = "unknown_instrument" if outcome.code == 200 else "tws_error"
     return RequestError(code, f"{words} ({ours})" if ours else words, outcome.code, {"outcome": outcome.kind})
-
-
-def _tws_refusal(error: ev.Error) -> RequestError:
-    words, ours = f"TWS error {error.code}: {error.message}", hint(error.code)
-    code = "unknown_instrument" if error.code == 200 else "tws_error"
-    return RequestError(code, f"{words} ({ours})" if ours else words, error.code)
 
 
 @dataclass(eq=False)
@@ -131,14 +125,6 @@ class _Flight:
     items: list[Any] = field(default_factory=list)
 
 
-@dataclass(eq=False)
-class _Direct:
-    """A contract-details, option-chain or search request at TWS, and its waiter."""
-
-    future: asyncio.Future[Any]
-    items: list[Any] = field(default_factory=list)
-
-
 class HistoryDesk:
     """History and reference ops through the bridge's one TWS connection and one historical scheduler."""
 
@@ -158,7 +144,7 @@ class HistoryDesk:
         self.sched = Scheduler(Limits().scaled(time_scale) if time_scale != 1.0 else Limits())
         self._contracts: dict[tuple[Any, str], Contract] = {}  # a key's contract, to send it
         self._flights: dict[int, _Flight] = {}
-        self._directs: dict[int, _Direct] = {}
+        self.reference = ReferenceDesk(tws, next_id, qualify, queue_wait_max)
         self._fetches: dict[str, Fetch] = {}
         self._by_ticket: dict[int, Fetch] = {}
         self._kick: asyncio.Event | None = None
@@ -191,9 +177,9 @@ class HistoryDesk:
         if op == "details":
             return await self._details(wanted, client)
         if op == "search":
-            return await self._search(pattern, client)
+            return await self.reference.search(pattern, client)
         if op == "option_chain":
-            return await self._option_chain(wanted, exchange, client)
+            return await self.reference.option_chain(wanted, exchange, client)
         if op == "history":
             return await self._history(args, client, deadline)
         if op == "ticks":
@@ -228,40 +214,23 @@ class HistoryDesk:
             return True
         if cls is ev.HistoricalDataUpdate:
             return True  # keepUpToDate is not asked for by the desk
-        if cls in (ev.SecurityDefinitionOptionParameter, ev.ContractDetails):
-            direct = self._directs.get(event.req_id)  # type: ignore[union-attr]
-            if direct is not None:
-                direct.items.append(event)
-            return direct is not None or cls is ev.SecurityDefinitionOptionParameter
-        if cls in (ev.SecurityDefinitionOptionParameterEnd, ev.ContractDetailsEnd, ev.SymbolSamples):
-            direct = self._directs.get(event.req_id)  # type: ignore[union-attr]
-            if direct is not None and not direct.future.done():
-                direct.future.set_result(event)
-            return direct is not None or cls is not ev.ContractDetailsEnd
-        return False
+        return self.reference.on_event(event)
 
     def on_error(self, error: ev.Error) -> bool:
         """TWS's error for one of the desk's requests (True), or not the desk's (False)."""
-        flight, direct = self._flights.get(error.req_id), self._directs.get(error.req_id)
-        if flight is None and direct is None:
-            return False
-        if is_notice(error.code) or error.code in NOT_FATAL_FOR_A_LINE:
-            return True  # a warning about the request, not its end
-        if flight is not None:
+        flight = self._flights.get(error.req_id)
+        if flight is None:
+            return self.reference.on_error(error)
+        if not (is_notice(error.code) or error.code in NOT_FATAL_FOR_A_LINE):  # else a warning, not its end
             log.info("TWS %d on history request %d: %s", error.code, error.req_id, error.message[:200])
             self._landed(error.req_id, tws_outcome(error.code, error.message))
-        elif direct is not None and not direct.future.done():
-            direct.future.set_exception(_tws_refusal(error))
         return True
 
     def lost(self) -> None:
         """TWS went away: requests at TWS go again when it is back (the scheduler's rule)."""
         self.sched.lost(asyncio.get_running_loop().time())
         self._flights.clear()
-        for direct in self._directs.values():
-            if not direct.future.done():
-                direct.future.set_exception(RequestError("not_connected", "the TWS connection went away before "
-                                                         "it answered; retry"))  # fmt: skip
+        self.reference.lost()
         self.wake()
 
     def wake(self) -> None:
@@ -519,68 +488,18 @@ class HistoryDesk:
     def _lookup_deadline(self) -> float:
         return asyncio.get_running_loop().time() + self.queue_wait_max
 
-    # --- reference data, asked directly ----------------------------------------------------------
+    # --- reference data, asked directly (reference_desk) ---------------------------------------------
 
     async def _details(self, wanted: Contract, client: bytes) -> dict[str, Any]:
-        direct = await self._direct(lambda req_id: rq.ReqContractDetails(req_id, wanted), client)
-        matches = [rows.details_row(d) for d in direct.items]
-        if not matches:
-            raise RequestError("unknown_instrument", "TWS returned no contract for this instrument")
-        size = PAGE_ROWS["details"]
-        if len(matches) <= size:
+        """All matches; past PAGE_ROWS['details'] of them, in pages fetched by ticket."""
+        matches = await self.reference.details(wanted, client)
+        if len(matches) <= PAGE_ROWS["details"]:
             return {"ok": True, "details": matches, "total": len(matches), "page": 0, "pages": 1}
         fetch = Fetch(secrets.token_hex(8), "details", [], lambda parts: ({"ok": True}, "details", matches),
                       asyncio.get_running_loop().time(), ticketed=True)  # fmt: skip
         fetch.complete()
         self._fetches[fetch.id] = fetch
         return fetch.page(0)
-
-    async def _option_chain(self, wanted: Contract, exchange: str, client: bytes) -> dict[str, Any]:
-        under = await self._qualify(wanted, client, self._lookup_deadline())
-        direct = await self._direct(
-            lambda req_id: rq.ReqSecDefOptParams(req_id, under.symbol, exchange if under.sec_type == "FUT" else "",
-                                                 under.sec_type, under.con_id), client)  # fmt: skip
-        chains = rows.chain_rows(direct.items)
-        if exchange:
-            chains = [c for c in chains if c["exchange"] == exchange]
-        return {"ok": True, "instrument": instrument_key(under), "con_id": under.con_id, "chains": chains}
-
-    async def _search(self, pattern: str, client: bytes) -> dict[str, Any]:
-        direct = await self._direct(lambda req_id: rq.ReqMatchingSymbols(req_id, pattern), client)
-        samples = direct.future.result()
-        return {"ok": True, "pattern": pattern, "matches": rows.search_rows(samples)}
-
-    async def _direct(self, request: Callable[[int], rq.Request], client: bytes) -> _Direct:
-        """One request in the client's lane; TWS's DIRECT_TIMEOUT counts from when it was written."""
-        loop = asyncio.get_running_loop()
-        req_id = self._next_id()
-        direct = _Direct(loop.create_future())
-        self._directs[req_id] = direct
-        try:
-            out = self.tws.send(request(req_id), lane=client)
-            if out is None:
-                raise RequestError("not_connected", "TWS is not connected right now; retry")
-            if not out.written.done():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(out.written), self.queue_wait_max)
-            if not out.written.done():
-                behind = self.tws.ahead_of(out)
-                if self.tws.withdraw(out):
-                    raise RequestError("busy", f"the request waited {self.queue_wait_max:g} s in the bridge's own "
-                                       f"queue to TWS behind {behind} requests; retry in a moment",
-                                       extra={"queued_behind": behind})  # fmt: skip
-            if not (out.written.done() and out.written.result()):
-                raise RequestError("not_connected", "the TWS connection went away before the request was sent; retry")
-            try:
-                await asyncio.wait_for(asyncio.shield(direct.future), DIRECT_TIMEOUT)
-            except TimeoutError:
-                why = f"TWS did not answer within {DIRECT_TIMEOUT:.0f} s of being asked"
-                raise RequestError("timeout", why) from None
-            return direct
-        finally:
-            self._directs.pop(req_id, None)
-            if direct.future.done() and not direct.future.cancelled():
-                direct.future.exception()  # retrieved: an error set while nobody waited
 
 
 def _span(seconds: float) -> str:
