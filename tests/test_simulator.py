@@ -544,3 +544,25 @@ def test_the_cli_runs_a_simulator_process_that_journals_requests(tmp_path: Path)
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert "StartApi clientId=5" in err and "ReqMktData reqId=1 BTC" in err  # readable log lines
+
+
+def test_with_stamp_each_market_data_step_ends_with_the_time_it_was_written() -> None:
+    """--stamp, for benchmarks: a tickString 85 (lastRegTime) holding time.time_ns() after each step."""
+    with SimulatorThread(rate=40, seed=3, stamp=True) as sim:
+        c = Client(sim.port, client_id=1)
+        try:
+            c.send(rq.ReqMktData(5, Contract("AAPL", "STK", "SMART", "USD")))
+            events = c.collect(1.0)
+        finally:
+            c.close()
+    stamps = [e for e in events if isinstance(e, ev.TickString) and e.tick_type == TickType.LAST_REG_TIME]
+    assert 20 <= len(stamps) <= 45  # 40 steps a second
+    assert all(e.req_id == 5 for e in stamps)
+    sent = [int(e.value) for e in stamps]
+    assert sent == sorted(sent) and abs(sent[-1] - time.time_ns()) < 2e9
+
+
+def test_without_stamp_no_step_carries_one(client: Client) -> None:
+    client.send(rq.ReqMktData(6, Contract("AAPL", "STK", "SMART", "USD")))
+    events = client.collect(0.5)
+    assert events and not [e for e in events if isinstance(e, ev.TickString) and e.tick_type == 85]

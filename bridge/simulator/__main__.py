@@ -115,6 +115,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--log-level", type=argparse_type(parse_log_level), default="INFO", help="DEBUG, INFO, WARNING (default INFO)"
     )
+    p.add_argument(
+        "--stamp",
+        action="store_true",
+        help="end each market-data step with a tickString of type 85 (lastRegTime) holding the simulator's "
+        "time.time_ns() as it writes the step: a latency probe for benchmarks, not something TWS sends",
+    )
     p.add_argument("--list", action="store_true", help="print the instruments the simulator knows, and exit")
     return p.parse_args(argv)  # fmt: skip
 
@@ -131,7 +137,7 @@ async def _run(args: argparse.Namespace) -> None:
         max_lines=args.max_lines, bar_seconds=args.bar_seconds, journal=args.journal, account=args.account,
         max_depth_books=args.max_depth_books, max_tick_by_tick=args.max_tick_by_tick,
         max_messages_per_second=args.pacing_limit, control_port=args.control, faults=args.script,
-        history_limits=history_limits(args),
+        history_limits=history_limits(args), stamp=args.stamp,
     )  # fmt: skip
     await sim.start()
     stop = asyncio.Event()

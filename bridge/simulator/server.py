@@ -101,6 +101,7 @@ class Simulator:
         control_port: int | None = None,
         faults: str | Path | list[Any] | None = None,
         history_limits: HistoryLimits | None = None,
+        stamp: bool = False,
     ) -> None:
         if not MIN_SUPPORTED <= server_version <= MAX_SUPPORTED:
             raise ValueError(f"server version {server_version} is outside {MIN_SUPPORTED}..{MAX_SUPPORTED}")
@@ -110,6 +111,7 @@ class Simulator:
         self.port = port
         self.server_version = server_version
         self.rate = rate
+        self.stamp = stamp  # a benchmark's latency probe: see Session._req_mkt_data
         self.seed = seed
         self.max_lines = max_lines
         self.bar_seconds = bar_seconds

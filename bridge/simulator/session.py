@@ -24,6 +24,7 @@ from bridge.protocol import (
     OtherRequest,
     ProtocolError,
     ServerConnection,
+    TickType,
     encode_raw,
 )
 from bridge.protocol import events as ev
@@ -41,6 +42,10 @@ if TYPE_CHECKING:
     from .server import Simulator
 
 log = logging.getLogger("bridge.simulator")
+
+# With --stamp, each market-data step ends with a tickString of this type holding time.time_ns()
+# as the step is written: lastRegTime, a string tick that IB clients store as it comes.
+STAMP_TICK = TickType.LAST_REG_TIME
 
 # A client that stops reading gets cut off rather than growing our buffer without bound.
 MAX_WRITE_BUFFER = 32 * 1024 * 1024
@@ -409,6 +414,7 @@ class Session:
             return
         # Frozen data (2, 4) is the last picture and does not move; it still holds a line.
         live = kind in (1, 3)
+        stamp = self.sim.stamp
         listener = None
         if live:
 
@@ -425,6 +431,8 @@ class Session:
                         events += generic.changes(req_id, inst, old, new, extras, delayed)
                 for event in events:
                     self.send(event)
+                if stamp:  # --stamp: when this step left us, for a benchmark's latency (not a TWS tick)
+                    self.send(ev.TickString(req_id, STAMP_TICK, str(time.time_ns())))
 
         self._subscribe(Subscription("mkt", r.req_id, inst, counts_as_line=True), listener)
 
