@@ -167,7 +167,7 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def one_setup(setup: str, k: int, symbols: list[str], rate: float, seconds: float) -> dict:
+def one_setup(setup: str, k: int, symbols: list[str], rate: float, seconds: float, transport: str = "tcp") -> dict:
     """Run one setup once; its figures."""
     port = free_port()
     procs: list[subprocess.Popen] = []
@@ -178,7 +178,10 @@ def one_setup(setup: str, k: int, symbols: list[str], rate: float, seconds: floa
         _wait_port(port)
         client_side: list[subprocess.Popen] = []
         if setup == "bridge":
-            pub, rep = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+            if transport == "ipc":  # Unix sockets: what a consumer on the same machine can use instead of TCP
+                pub, rep = f"ipc:///tmp/kclients-{port}.pub", f"ipc:///tmp/kclients-{port}.rep"
+            else:
+                pub, rep = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
             bridge = _spawn(["-m", "bridge", "--tws-port", str(port), "--pub", pub, "--rep", rep, "--metrics", "",
                              "--log-level", "WARNING"])  # fmt: skip
             procs.append(bridge)
@@ -248,6 +251,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--rate", type=float, default=125.0, help="simulator steps per second per instrument")
     ap.add_argument("--instruments", type=int, default=6)
+    ap.add_argument(
+        "--transport", choices=("tcp", "ipc"), default="tcp", help="the bridge's bus endpoints (default tcp)"
+    )
     ap.add_argument("--role", choices=("ib", "bus"), help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--client-id", type=int, help=argparse.SUPPRESS)
@@ -269,7 +275,7 @@ def main() -> None:
         for k in ks:
             order = ("direct", "bridge") if (r + k) % 2 == 0 else ("bridge", "direct")
             for setup in order:
-                fig = one_setup(setup, k, symbols, args.rate, args.seconds)
+                fig = one_setup(setup, k, symbols, args.rate, args.seconds, args.transport)
                 results.setdefault((k, setup), []).append(fig)
                 print(f"round {r + 1} K={k} {setup}: " + ", ".join(f"{n} {v:.3g}" for n, v in fig.items()),
                       file=sys.stderr, flush=True)  # fmt: skip
