@@ -11,6 +11,12 @@ Time: a trade goes into the bar its `recv_ns` (when the bridge read it) falls in
 recv_ns has nanosecond resolution and comes from this machine's clock, so a bar can be closed on a
 timer (`--grace` seconds after its end) even when no later trade arrives. Intervals without trades
 print no bar.
+
+Backfill: the first bars come from the bridge's `history` (the last `--backfill` bars, each marked
+`history`), up to the bar boundary just after subscribing; live bars go on from there, so there is
+no gap and no bar twice. The live bar that began before the subscription lacks its first trades and
+is marked `partial`. Trades are asked for before history, so none is missed while history is fetched
+(they wait in the SUB socket's queue).
 """
 
 from __future__ import annotations
@@ -24,9 +30,12 @@ from datetime import datetime
 from typing import Any
 
 from consumers import cli
+from consumers.client import BridgeError, BusClient, Subscription
+from consumers.history_args import bar_for_seconds
 from consumers.printer import clock, describe_state, fmt
 
 PROG = "bars"
+PARTIAL = "partial (began before the subscription)"
 
 
 @dataclass
@@ -43,6 +52,7 @@ class Bar:
     volume: float = 0
     notional: float = 0.0
     count: int = 0
+    note: str = ""  # "history", or PARTIAL for a live bar missing its first trades
 
     def add(self, price: float, size: float) -> None:
         self.high = max(self.high, price)
@@ -62,7 +72,7 @@ class Bar:
         return (
             f"{self.instrument} {start} {self.seconds}s "
             f"O={fmt(self.open)} H={fmt(self.high)} L={fmt(self.low)} C={fmt(self.close)} "
-            f"V={fmt(self.volume)} trades={self.count} vwap={vwap}"
+            f"V={fmt(self.volume)} trades={self.count} vwap={vwap}" + (f" {self.note}" if self.note else "")
         )
 
 
@@ -73,12 +83,23 @@ class BarBuilder:
         self.seconds = seconds
         self.grace_ns = int(grace * 1e9)
         self.open: dict[str, Bar] = {}
+        self.floor: dict[str, int] = {}  # live bars start here: earlier ones came from history
+        self.subscribed_ns: dict[str, int] = {}
+
+    def join(self, instrument: str, subscribed_ns: int, history_end: int | None = None) -> None:
+        """Live bars begin at `history_end` (a bar boundary), or at the first trade without history;
+        one that began before `subscribed_ns` lacks the trades before it and is marked partial."""
+        self.subscribed_ns[instrument] = subscribed_ns
+        if history_end is not None:
+            self.floor[instrument] = history_end
 
     def add(self, instrument: str, t_ns: int, price: float, size: float) -> list[Bar]:
         """Take one trade; returns the bar it completed, if any. A trade for an already printed bar is dropped."""
         start = t_ns // 1_000_000_000 // self.seconds * self.seconds
         done: list[Bar] = []
         bar = self.open.get(instrument)
+        if start < self.floor.get(instrument, start):
+            return done  # its bar came from history
         if bar is not None and start < bar.start:
             print(f"{PROG}: late trade for {instrument} ignored ({fmt(price)} x {fmt(size)})", file=sys.stderr)
             return done
@@ -86,8 +107,9 @@ class BarBuilder:
             done.append(self.open.pop(instrument))
             bar = None
         if bar is None:
-            self.open[instrument] = Bar(instrument, start, self.seconds, price, price, price, price)
-            bar = self.open[instrument]
+            bar = self.open[instrument] = Bar(instrument, start, self.seconds, price, price, price, price)
+            if start * 1_000_000_000 < self.subscribed_ns.get(instrument, 0):
+                bar.note = PARTIAL
         bar.add(price, size)
         return done
 
@@ -116,6 +138,38 @@ def trade_of(payload: dict[str, Any]) -> tuple[float, float] | None:
     return price, size
 
 
+def history_bars(table_rows: list[list[Any]], instrument: str, seconds: int, end: int) -> list[Bar]:
+    """The history's rows as bars, those complete by `end` only."""
+    bars = []
+    for start, open_, high, low, close, volume, wap, count, *_ in table_rows:
+        if start + seconds <= end:
+            notional = wap * volume if wap is not None and volume else 0.0
+            bars.append(Bar(instrument, int(start), seconds, open_, high, low, close, volume or 0, notional, count or 0,
+                            "history"))  # fmt: skip
+    return bars
+
+
+def backfill(bus: BusClient, sub: Subscription, args: argparse.Namespace, end: int) -> list[Bar] | None:
+    """The last `--backfill` bars up to `end` from the bridge's history; None when it has none to give."""
+    seconds = args.seconds_per_bar
+    bar = bar_for_seconds(seconds)
+    if bar is None or args.delayed:
+        why = "delayed trades lag history" if args.delayed else f"IB has no {seconds}-second bars"
+        print(f"{PROG}: no backfill for {sub.instrument}: {why}", file=sys.stderr, flush=True)
+        return None
+    try:
+        table = bus.history(sub.requested or sub.instrument, bar, start=end - args.backfill * seconds, end=end,
+                            what="TRADES", rth=False)  # fmt: skip
+    except BridgeError as exc:
+        if exc.code in ("stopped", "timeout"):
+            raise
+        print(f"{PROG}: no backfill for {sub.instrument}: {exc.error} [{exc.code}]", file=sys.stderr, flush=True)
+        return None
+    if table.no_data:
+        print(f"{PROG}: no history for {sub.instrument}: {table.no_data}", file=sys.stderr, flush=True)
+    return history_bars(table.rows, sub.instrument, seconds, end)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m consumers.bars",
@@ -128,6 +182,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--kind", default="trades", choices=("trades", "alltrades"), help="trade stream (%(default)s)")
     p.add_argument("--delayed", action="store_true", help="ask for delayed market data")
+    p.add_argument("--backfill", type=cli.positive_int, default=30, metavar="BARS",
+                   help="start with this many complete bars from the bridge's history (%(default)s)")  # fmt: skip
+    p.add_argument("--no-backfill", dest="backfill", action="store_const", const=0, help="live bars only")
     cli.add_stop_arguments(p, "bars")
     cli.add_bus_arguments(p)
     args = p.parse_args(argv)
@@ -153,8 +210,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with cli.client_from_args(args) as bus:
         bus.listen("state")
-        for sub in cli.subscribe_each(bus, args, PROG):
+        subs = cli.subscribe_each(bus, args, PROG)
+        subscribed_ns = time.time_ns()
+        end = subscribed_ns // 1_000_000_000 // args.seconds_per_bar * args.seconds_per_bar
+        for sub in subs:
             print(f"building {args.seconds_per_bar}s bars from {sub.topic}", flush=True)
+            history = backfill(bus, sub, args, end) if args.backfill else None
+            if history is not None:
+                emit(history)
+            builder.join(sub.instrument, subscribed_ns, None if history is None else end)
         while not bus.stopped and not deadline.passed() and (args.count is None or printed < args.count):
             waits = [w for w in (builder.next_due(time.time_ns()), deadline.remaining()) if w is not None]
             msg = bus.recv(min(waits) if waits else None)

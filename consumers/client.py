@@ -31,6 +31,8 @@ import zmq
 
 from bridge.curve import CurveError, client_options
 from consumers.config import default_pub, default_rep
+from consumers.errors import BridgeError, BridgeTimeout, Stopped
+from consumers.history_requests import HistoryRequests
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +44,6 @@ CLOSE_TIMEOUT = 0.5  # unsubscribing when leaving: a live bridge answers in mill
 
 
 RENEW_BATCH = 3000  # MAX_RENEW_IDS in docs/bus.md, Limits
-
-
-class BridgeError(Exception):
-    """A request failed: `code` is the bus reason code (docs/bus.md), `error` the bridge's words."""
-
-    def __init__(self, code: str, error: str, reply: dict[str, Any] | None = None) -> None:
-        super().__init__(f"{error} [{code}]")
-        self.code = code
-        self.error = error
-        self.reply = reply or {}
-
-
-class BridgeTimeout(BridgeError):
-    """No reply in time: the bridge is not running, not reachable, or stuck."""
-
-
-class Stopped(BridgeTimeout):
-    """A stop signal (Ctrl-C, SIGTERM) arrived while waiting for a reply: the wait is abandoned."""
 
 
 @dataclass
@@ -125,8 +109,11 @@ def reply_of(raw: bytes, where: str) -> dict[str, Any]:
     return reply
 
 
-class BusClient:
-    """Requests over a REQ socket, data over a SUB socket, leases renewed inside recv()."""
+class BusClient(HistoryRequests):
+    """Requests over a REQ socket, data over a SUB socket, leases renewed inside recv().
+
+    History and reference data (history(), ticks(), head_timestamp(), details(), option_chain(),
+    search()) come from HistoryRequests: consumers/history_requests.py."""
 
     def __init__(
         self,
