@@ -6,8 +6,10 @@ more than 55 TWS requests waits its turn at the bridge within a test."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -206,6 +208,30 @@ def test_the_bars_consumer_starts_with_history_bars_and_joins_live_ones_without_
     assert all("trades=0 " not in b for b in bars), "complete bars, each with its trades"
     starts = [sum(int(x) * k for x, k in zip(b.split()[1].split(":"), (3600, 60, 1), strict=True)) for b in bars]
     assert [(b - a) % 86400 for a, b in itertools.pairwise(starts)] == [1] * 6, done.stdout
+
+
+def test_the_helpers_work_the_same_through_nats(pair: tuple[Simulator, Bridge], tmp_path: Path) -> None:
+    """NatsBusClient asks through the relay with BusClient's own helpers: pages and all."""
+    if shutil.which("nats-server") is None or importlib.util.find_spec("nats") is None:
+        pytest.skip("nats-server or nats-py is not installed")
+    from consumers.nats_client import NatsBusClient
+    from tests.test_nats import NatsServer, Relay
+
+    _, bridge = pair
+    server = NatsServer(tmp_path)
+    relay = Relay(tmp_path, bridge, server.url)
+    try:
+        midnight = int(time.time()) // 86400 * 86400
+        with NatsBusClient(server.url) as remote:
+            bars = remote.history("ADBE", "1 min", start=midnight - 2 * 86400, end=midnight, rth=False)
+            assert bars.column("time") == list(range(midnight - 2 * 86400, midnight, 60))  # 2880 bars, 1 page
+            many = remote.ticks("ADBE", start=midnight - 3600, end=midnight - 3000, count=100, rth=False)
+            assert many.requests > 1 and many.rows == remote.ticks("ADBE", start=midnight - 3600,
+                                                                   end=midnight - 3000, rth=False).rows  # fmt: skip
+            assert any(m["symbol"] == "ADBE" for m in remote.search("ADB"))
+    finally:
+        relay.stop()
+        server.stop()
 
 
 def test_a_stop_signal_ends_a_helpers_wait_at_once(pair: tuple[Simulator, Bridge], bus: BusClient) -> None:
