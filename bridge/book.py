@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from .hbars import BarSeries, BarSpec
 from .protocol import Contract
 from .seqs import Seqs
 
@@ -23,6 +24,7 @@ class LineKey(NamedTuple):
     kind: str
     market_data_type: str = "live"
     generic_ticks: str = ""
+    bars: BarSpec | None = None  # hbars: bar size, whatToShow, useRTH
 
     @property
     def topic(self) -> str:
@@ -31,6 +33,8 @@ class LineKey(NamedTuple):
             topic += f"/{self.market_data_type}"
         if self.generic_ticks:
             topic += f"/g{self.generic_ticks}"
+        if self.bars is not None:
+            topic += f"/{self.bars.topic}"
         return topic
 
 
@@ -82,6 +86,10 @@ class Line:
     # dropped before TWS saw its request is taken back, not cancelled (a cancel would overtake it).
     queued: object = None
     views: dict[ViewKey, View] = field(default_factory=dict)
+    # hbars only: the bars consumers have been told, and the keep-up-to-date request in the
+    # historical scheduler (bar_streams.Stream), which sends it when IB's pacing allows.
+    series: BarSeries | None = None
+    stream: object = None
 
 
 class SubscriptionBook:

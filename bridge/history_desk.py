@@ -25,7 +25,9 @@ from typing import Any
 
 from . import history_ops as hops
 from . import history_rows as rows
+from .bar_streams import Stream, Streams
 from .fairness import SYSTEM
+from .hbars import BarSpec
 from .hints import NOT_FATAL_FOR_A_LINE, hint, is_notice
 from .histkey import LOST, OK, HistoryKey, Outcome, tws_outcome
 from .histpacing import Limits
@@ -145,6 +147,7 @@ class HistoryDesk:
         self._contracts: dict[tuple[Any, str], Contract] = {}  # a key's contract, to send it
         self._flights: dict[int, _Flight] = {}
         self.reference = ReferenceDesk(tws, next_id, qualify, queue_wait_max)
+        self.streams = Streams(self.sched, tws, next_id)
         self._fetches: dict[str, Fetch] = {}
         self._by_ticket: dict[int, Fetch] = {}
         self._kick: asyncio.Event | None = None
@@ -213,11 +216,13 @@ class HistoryDesk:
                 self._landed(event.req_id, OK)  # type: ignore[union-attr]
             return True
         if cls is ev.HistoricalDataUpdate:
-            return True  # keepUpToDate is not asked for by the desk
+            return True  # an hbars line's (the service looks those up first) that was just cancelled
         return self.reference.on_event(event)
 
     def on_error(self, error: ev.Error) -> bool:
         """TWS's error for one of the desk's requests (True), or not the desk's (False)."""
+        if self.streams.on_error(error, asyncio.get_running_loop().time()):
+            return True
         flight = self._flights.get(error.req_id)
         if flight is None:
             return self.reference.on_error(error)
@@ -230,6 +235,7 @@ class HistoryDesk:
         """TWS went away: requests at TWS go again when it is back (the scheduler's rule)."""
         self.sched.lost(asyncio.get_running_loop().time())
         self._flights.clear()
+        self.streams.lost()
         self.reference.lost()
         self.wake()
 
@@ -252,6 +258,40 @@ class HistoryDesk:
             kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(kick.wait(), timeout)
+
+    # --- keep-up-to-date bars (hbars lines): requests that stay open --------------------------------
+
+    def open_stream(
+        self,
+        contract: Contract,
+        spec: BarSpec,
+        client: bytes,
+        request: Callable[[int], rq.Request],
+        on_sent: Callable[[int], None],
+    ) -> Stream:
+        """An hbars line's keepUpToDate request, queued behind IB's pacing with everyone's history."""
+        try:
+            key = HistoryKey.bars(self._remember(contract), contract.exchange, spec.what, spec.bar, spec.duration,
+                                  None, spec.rth, keep_up_to_date=True)  # fmt: skip
+        except BadRequest as exc:
+            raise RequestError("bad_request", str(exc)) from None
+        stream = Stream(key, client, request, on_sent)
+        self.streams.open(stream, asyncio.get_running_loop().time())
+        self.wake()
+        return stream
+
+    def close_stream(self, stream: Stream) -> Outgoing | None:
+        out = self.streams.close(stream, asyncio.get_running_loop().time())
+        self.wake()
+        return out
+
+    def restart_stream(self, stream: Stream) -> None:
+        self.streams.restart(stream, asyncio.get_running_loop().time())
+        self.wake()
+
+    def stream_wait(self, stream: Stream) -> Ticket | None:
+        """Where the stream's request stands in the queue, while it waits for IB's pacing."""
+        return self.streams.waiting(stream, asyncio.get_running_loop().time())
 
     # --- historical requests through the scheduler -----------------------------------------------
 
@@ -414,6 +454,9 @@ class HistoryDesk:
                 self.sched.cancel(ticket, now)
 
     def _send(self, started: Started, now: float) -> None:
+        if started.key.keep_up_to_date:
+            self.streams.send(started, now)
+            return
         req_id = self._next_id()
         started.req_id = req_id
         lane = started.tickets[0].asker if started.tickets else SYSTEM

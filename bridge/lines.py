@@ -6,6 +6,7 @@ from .book import Line
 from .protocol import requests as rq
 
 TICK_BY_TICK = {"trades": "Last", "alltrades": "AllLast", "bidask": "BidAsk", "midpoint": "MidPoint"}
+EPOCH_DATES = 2  # formatDate 2: bar times as epoch seconds (daily and longer bars stay YYYYMMDD)
 
 
 def tws_request(line: Line, req_id: int) -> rq.Request:
@@ -16,6 +17,11 @@ def tws_request(line: Line, req_id: int) -> rq.Request:
         return rq.ReqTickByTickData(req_id, contract, TICK_BY_TICK[kind])
     if kind == "bars":
         return rq.ReqRealTimeBars(req_id, contract, "MIDPOINT" if contract.sec_type == "CASH" else "TRADES")
+    if kind == "hbars":  # sent by the historical scheduler (bar_streams), not straight away
+        spec = line.key.bars
+        assert spec is not None
+        return rq.ReqHistoricalData(req_id, contract, "", spec.duration, spec.bar, spec.what, spec.rth, EPOCH_DATES,
+                                    keep_up_to_date=True)  # fmt: skip
     return rq.ReqMktDepth(req_id, contract, 5, False)
 
 
@@ -27,4 +33,6 @@ def tws_cancel(line: Line) -> rq.Request:
         return rq.CancelTickByTickData(line.req_id)
     if kind == "bars":
         return rq.CancelRealTimeBars(line.req_id)
+    if kind == "hbars":
+        return rq.CancelHistoricalData(line.req_id)
     return rq.CancelMktDepth(line.req_id, False)

@@ -13,11 +13,15 @@ from typing import Any
 import msgpack
 
 from .book import ViewKey
+from .hbars import BAR_CHOICES, MAX_BACKFILL, BarSpec
+from .histkey import BAR_DATA
+from .histrules import BadRequest, bar_size
 from .instruments import InstrumentError, parse_instrument
 from .limits import MAX_RENEW_IDS, MAX_REQUEST_BYTES, LimitError, check_contract, check_generic_ticks
 from .protocol import Contract
 
-KINDS = ("quote", "trades", "alltrades", "bidask", "midpoint", "bars", "depth")
+KINDS = ("quote", "trades", "alltrades", "bidask", "midpoint", "bars", "depth", "hbars")
+BAR_FIELDS = ("bar", "what", "rth", "backfill")  # subscribe fields of kind hbars only
 MARKET_DATA_TYPES = {"live": 1, "frozen": 2, "delayed": 3, "delayed_frozen": 4}
 _GENERIC_TICKS = re.compile(r"[0-9,]{0,64}")
 
@@ -132,7 +136,33 @@ def subscribe_args(request: dict[str, Any], lease_default: float) -> tuple[Contr
     lease = request.get("lease", lease_default)
     if isinstance(lease, bool) or not isinstance(lease, int | float) or not 1 <= lease <= 3600:
         raise RequestError("bad_request", "lease is a number of seconds from 1 to 3600")
+    if kind == "hbars":
+        bars_args(request)
+    elif any(name in request for name in BAR_FIELDS):
+        raise RequestError("bad_request", "bar, what, rth and backfill go with kind hbars (keep-up-to-date bars)")
     return contract, kind, md_type, generic, float(lease)
+
+
+def bars_args(request: dict[str, Any]) -> tuple[BarSpec, int]:
+    """An hbars subscribe's bar settings, and how many complete bars its reply should carry."""
+    bar, what, rth = request.get("bar"), request.get("what", "TRADES"), request.get("rth", False)
+    choices = f"hbars takes IB's bar sizes from {BAR_CHOICES[0]} to {BAR_CHOICES[-1]}: {', '.join(BAR_CHOICES)}"
+    if bar is None:
+        raise RequestError("bad_request", f"kind hbars needs 'bar', e.g. '1 min'; {choices}")
+    try:
+        size = bar_size(bar)
+    except BadRequest:
+        raise RequestError("bad_request", f"bar {str(bar)[:40]!r}: {choices}") from None
+    if size not in BAR_CHOICES:
+        raise RequestError("bad_request", f"bar {size!r} is not kept up to date by IB (5 seconds and more); {choices}")
+    if not isinstance(what, str) or what.upper() not in BAR_DATA:
+        raise RequestError("bad_request", f"what {str(what)[:40]!r} is not one of {', '.join(sorted(BAR_DATA))}")
+    if not isinstance(rth, bool):
+        raise RequestError("bad_request", "rth is true (regular trading hours only) or false")
+    backfill = request.get("backfill", MAX_BACKFILL)
+    if isinstance(backfill, bool) or not isinstance(backfill, int) or not 0 <= backfill <= MAX_BACKFILL:
+        raise RequestError("bad_request", f"backfill is how many complete bars the reply carries, 0 to {MAX_BACKFILL}")
+    return BarSpec(size, what.upper(), rth), backfill
 
 
 # A conflated view (subscribe with `conflate`): at most 20 updates a second, at least one a minute.

@@ -259,6 +259,18 @@ BUILDERS: dict[type, Builder] = {
 }  # type: ignore[dict-item]
 
 
+def history_bar_payload(line: Line, complete: bool, row: list[object], recv_ns: int) -> Payload:
+    """An hbars bar: `bar_update` for the forming bar as it changes, `bar_close` once for each complete
+    one. `row` is history_rows.BAR_COLUMNS; its time (the bar's start, UTC epoch) is `tws_time`."""
+    t, o, h, lo, c, v, wap, n = row
+    p = _head(line, "bar_close" if complete else "bar_update", recv_ns, t)  # type: ignore[arg-type]
+    bar = {"open": o, "high": h, "low": lo, "close": c, "volume": v, "wap": wap, "count": n, "complete": complete}
+    p.update(bar)
+    bar["tws_time"] = t
+    line.latest = bar
+    return p
+
+
 def view_payload(line: Line, seq: int, values: dict[str, object], folded: int, now_ns: int) -> Payload:
     """`latest` on a conflated view's topic: the stream's values (or the view's fields of them) as
     they stand; `folded` is how many messages of the stream this one stands for."""

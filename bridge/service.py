@@ -21,14 +21,17 @@ import zmq
 import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
+from . import hbars as hb
+from . import history_rows as rows
 from . import outages as out
 from . import payload as pl
+from .bar_streams import Stream
 from .book import Line, LineKey, SubscriptionBook, View
 from .config import Settings
 from .curve import BusSecurity, CurveError, is_local
 from .fairness import SYSTEM, RefusalCache
 from .hints import NOT_FATAL_FOR_A_LINE, hint
-from .history_desk import HistoryDesk
+from .history_desk import HISTORY_WAIT, HistoryDesk
 from .history_ops import HISTORY_OPS
 from .instruments import instrument_key, suggest
 from .limits import MAX_FRAME_BYTES
@@ -38,6 +41,7 @@ from .metrics import REP_OPS, Metrics
 from .ops import (
     MARKET_DATA_TYPES,
     RequestError,
+    bars_args,
     check_frames,
     parse_request,
     renew_ids,
@@ -91,6 +95,7 @@ class Bridge:
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}  # contract lookups by req_id
         self._first_answer: dict[int, asyncio.Future[ev.Error | None]] = {}  # new lines by req_id
+        self._backfills: dict[Line, asyncio.Future[ev.Error | None]] = {}  # hbars lines until TWS's backfill
         self._built: list[bytes] = []  # topic, payload, ... of the current read, not sent yet
         self._views_changed = asyncio.Event()  # a new conflated view: the view publisher looks again
         self._fast_decoder: Decoder | None = None  # the connection `_fast` was made for
@@ -273,6 +278,8 @@ class Bridge:
     # --- everything else TWS says ----------------------------------------------------------------
 
     def _on_control_event(self, event: ev.Event, recv_ns: int) -> None:
+        if type(event) in _BAR_EVENTS and self._on_bars(event, recv_ns):  # type: ignore[arg-type]
+            return
         if self.history.on_event(event):
             return
         if isinstance(event, ev.Error):
@@ -313,8 +320,11 @@ class Bridge:
     def _restore_lines(self, why: str) -> None:
         lines = self.book.lines()
         for line in lines:
-            self.book.reassign(line, next(self._ids))
-            self._send_line_request(line)
+            if line.stream is not None:  # the historical scheduler sends it (again), paced, under a new id
+                self.history.restart_stream(line.stream)  # type: ignore[arg-type]
+            else:
+                self.book.reassign(line, next(self._ids))
+                self._send_line_request(line)
             self.publish_state(self._line_state(line, "restored", message=why))
         if lines:
             log.info("re-requested %d subscriptions (%s)", len(lines), why)
@@ -441,6 +451,7 @@ class Bridge:
         if error.code in NOT_FATAL_FOR_A_LINE:
             return
         self._answered(line.req_id, error)
+        self._backfilled(line, error)
         ids = self.book.remove_line(line)
         self._update_gauges()
         self.publish_state(self._line_state(line, "failed", code=error.code, message=error.message, consumers=len(ids)))
@@ -449,6 +460,87 @@ class Bridge:
         waiter = self._first_answer.pop(req_id, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(error)
+
+    # --- keep-up-to-date bars (hbars lines) ----------------------------------------------------------
+
+    def _on_bars(self, event: ev.HistoricalData | ev.HistoricalDataEnd | ev.HistoricalDataUpdate, recv_ns: int) -> bool:
+        """An answer to an hbars line's request (False: not a line's): the backfill, then the forming
+        bar; published as complete bars and updates of the forming one (hbars.BarSeries)."""
+        line = self.book.by_req_id.get(event.req_id)
+        series = line.series if line is not None else None
+        if series is None:
+            return False
+        assert line is not None
+        ended = False
+        if isinstance(event, ev.HistoricalDataUpdate):
+            bars = [b for row in rows.bar_rows((event.bar,)) for b in series.update(row)]
+        else:
+            if isinstance(event, ev.HistoricalData):
+                series.receive(rows.bar_rows(event.bars))
+            ended = isinstance(event, ev.HistoricalDataEnd) or event.ends
+            bars = series.backfill_end() if ended else []
+        if line.stale and (bars or ended):
+            self._line_fresh(line, recv_ns)
+        for complete, row in bars:
+            self._publish(line.topic, pl.history_bar_payload(line, complete, row, recv_ns))
+        if ended:
+            self._backfilled(line, None)
+        return True
+
+    def _backfilled(self, line: Line, error: ev.Error | None) -> None:
+        """An hbars line's backfill came (or TWS refused the line): subscribes waiting for it reply."""
+        waiter = self._backfills.pop(line, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(error)
+
+    def _room_for_bars(self) -> None:
+        """At most MAX_LINES hbars lines: each holds one of IB's 50 open historical requests."""
+        if sum(line.stream is not None for line in self.book.lines()) >= hb.MAX_LINES:
+            why = (f"{hb.MAX_LINES} hbars lines are open, the most the bridge keeps (each is one of the 50 historical "
+                   "requests IB allows open at once; the rest is kept for history requests)")  # fmt: skip
+            raise RequestError("busy", f"{why}: share one of those, or unsubscribe one", extra={"limit": hb.MAX_LINES})
+
+    def _stream_sent(self, line: Line, req_id: int) -> None:
+        """The scheduler sends an hbars line's request (first, or again after an outage) under `req_id`."""
+        if self.book.line(line.key) is line:
+            self.book.reassign(line, req_id)
+
+    async def _bars_subscribed(
+        self, line: Line, sub_id: str, is_new: bool, client: bytes, deadline: float, backfill: int
+    ) -> dict[str, Any]:
+        """An hbars subscribe: a new line's request queued in the historical scheduler (IB's pacing, for
+        everyone), then the reply waits for TWS's backfill until `deadline`; what it carries besides
+        the usual subscribe reply: the complete bars, and where the request stands if still queued."""
+        loop = asyncio.get_running_loop()
+        series, spec = line.series, line.key.bars
+        if is_new:
+            assert spec is not None
+            series = line.series = hb.BarSeries()
+            self._backfills[line] = loop.create_future()
+            try:
+                line.stream = self.history.open_stream(line.contract, spec, client,
+                                                       lambda req_id: tws_request(line, req_id),
+                                                       lambda req_id: self._stream_sent(line, req_id))  # fmt: skip
+            except RequestError:
+                self._backfills.pop(line, None)
+                self.book.unsubscribe(sub_id)
+                self._update_gauges()
+                raise
+            self.publish_state(self._line_state(line, "active"))
+        assert series is not None
+        stream: Stream = line.stream  # type: ignore[assignment]
+        waiter, waiting = self._backfills.get(line), self.history.stream_wait(stream)
+        if waiter is not None and (waiting is None or waiting.eta <= deadline):  # else say so at once
+            with contextlib.suppress(TimeoutError):
+                error = await asyncio.wait_for(asyncio.shield(waiter), max(0.0, deadline - loop.time()))
+                if error is not None:
+                    raise _tws_refusal(error)
+        extra: dict[str, Any] = {"columns": list(rows.BAR_COLUMNS), "backfill": series.last(backfill),
+                                 "backfilled": series.backfilled}  # fmt: skip
+        waiting = self.history.stream_wait(stream)
+        if waiting is not None:
+            extra |= {"queued_behind": waiting.position, "eta_s": round(max(0.0, waiting.eta - loop.time()), 3)}
+        return extra
 
     # --- publishing off the hot path -----------------------------------------------------------
 
@@ -611,11 +703,13 @@ class Bridge:
 
     async def _subscribe(self, request: dict[str, Any], client: bytes = b"") -> dict[str, Any]:
         wanted, kind, md_type, generic, lease = subscribe_args(request, self.settings.lease_default)
+        spec, backfill = bars_args(request) if kind == hb.KIND else (None, 0)
         view = view_args(request)
         if not self.tws_ready:
             raise RequestError("not_connected", "TWS is not connected right now; the bridge is reconnecting, retry")
         # One budget for the time this subscribe may wait in our own queue (lookup and new line together).
-        deadline = asyncio.get_running_loop().time() + self.settings.queue_wait_max
+        arrival = asyncio.get_running_loop().time()
+        deadline = arrival + self.settings.queue_wait_max
         try:
             contract = await self._qualify(wanted, client, deadline)
         except RequestError as exc:
@@ -625,15 +719,20 @@ class Bridge:
             # BTC, EUR, ES typed as users do: name what works (a new error: askers of one lookup share `exc`).
             extra = {**exc.extra, "suggestion": better.split(" ", 1)[0].rstrip(":")}
             raise RequestError(exc.code, f"{exc.message}; try {better}", exc.tws_code, extra) from None
-        key = LineKey(instrument_key(contract), kind, md_type, generic)
+        key = LineKey(instrument_key(contract), kind, md_type, generic, spec)
         known = self.book.line(key)
+        if spec is not None and known is None:
+            self._room_for_bars()
         if view is not None and known is not None and view not in known.views and len(known.views) >= MAX_VIEWS:
             raise RequestError("bad_request", f"{key.topic} has {MAX_VIEWS} conflated views already (intervals and "
                                "field sets): ask for one of those", reason="too_many_views")  # fmt: skip
         line, sub_id, is_new = self.book.subscribe(key, contract, next(self._ids), lease, time.monotonic(), view)
         self._update_gauges()
         queued_behind: int | None = None
-        if is_new:
+        bars: dict[str, Any] = {}
+        if spec is not None:
+            bars = await self._bars_subscribed(line, sub_id, is_new, client, arrival + HISTORY_WAIT, backfill)
+        elif is_new:
             waiter: asyncio.Future[ev.Error | None] = asyncio.get_running_loop().create_future()
             self._first_answer[line.req_id] = waiter
             out = self._send_line_request(line, lane=client)
@@ -652,7 +751,7 @@ class Bridge:
             if error is not None:
                 raise _tws_refusal(error)
         reply = {"ok": True, "id": sub_id, "topic": key.topic, "instrument": key.instrument, "lease": lease,
-                 "latest": dict(line.latest), "seq": line.seq, "epoch": self.epoch}  # fmt: skip
+                 "latest": dict(line.latest), "seq": line.seq, "epoch": self.epoch, **bars}  # fmt: skip
         shared = self.book.view_of(sub_id)
         if shared is not None:  # the view's own topic and picture; its updates start at the next interval
             self._views_changed.set()
@@ -688,6 +787,9 @@ class Bridge:
 
     def _cancel_at_tws(self, line: Line) -> Outgoing | None:
         """Cancel the line at TWS, or take its request back if TWS has not seen it yet (None then)."""
+        if line.stream is not None:
+            self._backfilled(line, None)
+            return self.history.close_stream(line.stream)  # type: ignore[arg-type]
         if isinstance(line.queued, Outgoing) and self.tws.withdraw(line.queued):
             return None
         return self.tws.send(tws_cancel(line))
@@ -821,6 +923,9 @@ class Bridge:
         for sock in (self.pub, self.router):
             with contextlib.suppress(zmq.ZMQError):
                 sock.disable_monitor()
+
+
+_BAR_EVENTS = (ev.HistoricalData, ev.HistoricalDataEnd, ev.HistoricalDataUpdate)  # an hbars line's answers
 
 
 def _op_name(op: str) -> str:

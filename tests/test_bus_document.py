@@ -66,6 +66,9 @@ def test_every_payload_the_bridge_builds_has_exactly_the_documented_keys() -> No
     for marker in ("stale", "resumed"):
         built.append(pl.marker_payload(_line("quote"), marker, "tws_down", "TWS restarted", None, time.time_ns()))
     built.append(pl.view_payload(_line("quote"), 1, {"bid": 10.5}, 3, time.time_ns()))
+    for complete in (False, True):
+        row = [1764079200, 1.0, 2.0, 0.5, 1.5, 100.0, None, 7]
+        built.append(pl.history_bar_payload(_line("hbars"), complete, row, time.time_ns()))
     assert {p["event"] for p in built} == set(DATA_EVENTS)  # every documented event, nothing more
     for p in built:
         assert set(p) == COMMON | DATA_EVENTS[str(p["event"])], p["event"]
@@ -78,9 +81,11 @@ def test_what_flows_through_the_running_bridge_matches_the_document(bridge: Brid
     time.sleep(0.2)
     for kind in ("quote", "trades", "bidask", "midpoint", "bars", "depth"):
         assert bridge.request({"op": "subscribe", "instrument": "AAPL", "kind": kind})["ok"]
+    assert bridge.request({"op": "subscribe", "instrument": "AAPL", "kind": "hbars", "bar": "5 secs"})["ok"]
+    wanted = {"tick_price", "trade", "bid_ask", "midpoint", "bar", "depth", "bar_close", "bar_update"}
     seen: set[str] = set()
     deadline = time.monotonic() + 3
-    while time.monotonic() < deadline and not {"tick_price", "trade", "bid_ask", "midpoint", "bar", "depth"} <= seen:
+    while time.monotonic() < deadline and not wanted <= seen:
         topic, p = recv(sub)
         if topic == "state":
             documented = STATE_EVENTS[p["event"]]
@@ -91,3 +96,4 @@ def test_what_flows_through_the_running_bridge_matches_the_document(bridge: Brid
             assert topic.startswith(p["kind"] + "/" + p["instrument"])
         seen.add(p["event"])
     assert {"tick_price", "tick_size", "tick_string", "trade", "bid_ask", "midpoint", "bar", "depth"} <= seen
+    assert {"bar_close", "bar_update"} <= seen
