@@ -223,6 +223,36 @@ def test_a_tws_restart_is_marked_and_its_gap_filled_by_the_new_backfill(pair: tu
     assert backfilled and backfilled[0]["tws_time"] == forming_then, "the new backfill closes the bar of the outage"
 
 
+def test_tws_losing_its_data_asks_the_line_again_and_the_bars_go_on(pair: tuple[Simulator, Bridge]) -> None:
+    """1101 (IB connectivity back, data lost): TWS forgot its requests, so the line is cancelled and asked
+    again through the scheduler; its bars go on from where they were."""
+    sim, bridge = pair
+    listener = Listener(bridge, "hbars/CSCO")
+    try:
+        reply = bridge.request(hbars("CSCO", "5 secs", what="MIDPOINT"), timeout=10)
+        assert reply["ok"] and reply["backfilled"], reply
+        topic, seq = reply["topic"], reply["seq"]
+        sim.fault("connectivity", seconds=1, data_lost=True)
+
+        def resumed_then_closing() -> bool:
+            events = [p["event"] for p in listener.on(topic, seq)]
+            return "resumed" in events and "bar_close" in events[events.index("resumed") :]
+
+        listener.wait(resumed_then_closing, 12, "the line asked again and a bar closing after it")
+        live = listener.on(topic, seq)
+    finally:
+        listener.close()
+    journal = sim.requests()
+    asked = [i for i, r in enumerate(journal) if r["request"] == "ReqHistoricalData" and r["symbol"] == "CSCO"]
+    cancelled = [i for i, r in enumerate(journal) if r["request"] == "CancelHistoricalData"
+                 and r["req_id"] == journal[asked[0]]["req_id"]]  # fmt: skip
+    assert len(asked) == 2 and len(cancelled) == 1 and asked[0] < cancelled[0], "cancelled and asked again"
+    markers = [(p["event"], p["reason"]) for p in live if p["event"] in ("stale", "resumed")]
+    assert markers == [("stale", "ib_connectivity"), ("resumed", "ib_connectivity")]
+    times = [row[0] for row in reply["backfill"]] + [p["tws_time"] for p in closes(live)]
+    assert consecutive(times, 5)
+
+
 def test_a_line_that_must_wait_for_ib_pacing_says_so_and_its_bars_follow_on_the_topic(
     pair: tuple[Simulator, Bridge], tmp_path: Path
 ) -> None:
@@ -240,7 +270,11 @@ def test_a_line_that_must_wait_for_ib_pacing_says_so_and_its_bars_follow_on_the_
         assert time.monotonic() - asked < 2, "a wait for IB's pacing is said at once, not sat out"
         assert again["ok"] and again["backfilled"] is False and again["backfill"] == []
         assert again["queued_behind"] >= 0 and 3 < again["eta_s"] <= 9, again
-        listener.wait(lambda: closes(listener.on(again["topic"], again["seq"])), 15, "the backfill on the topic")
+
+        def forming_came() -> bool:  # published after every bar of the backfill
+            return any(p["event"] == "bar_update" for p in listener.on(again["topic"], again["seq"]))
+
+        listener.wait(forming_came, 15, "the backfill on the topic, up to the forming bar")
         assert time.monotonic() - asked > 5
         backfill = closes(listener.on(again["topic"], again["seq"]))
         assert len(backfill) >= 700 and consecutive([p["tws_time"] for p in backfill], 5)
