@@ -206,3 +206,14 @@ def test_the_control_port_reports_the_pacing_counters() -> None:
         sock.close()
     assert answer == {"ok": True, "counters": {"history_requests": 0, "history_pacing_violations": 0,
                                                "history_streams": 0}}  # fmt: skip
+
+
+def test_the_forming_bar_is_the_one_that_holds_now_to_its_last_second() -> None:
+    """keepUpToDate updates the bar that holds `now`, also in that bar's last second (TWS does)."""
+    history = History(Market(3))
+    inst = lookup(AAPL)[0]
+    start = int(history.tape(inst).opened) // 60 * 60 - 600  # on the seeded path: data at every second
+    for now in (start + 0.0, start + 2.5, start + 4.5, start + 4.999):
+        request = check_bar_request("", "1800 S", "5 secs", "MIDPOINT", False, 2, True, now)
+        bar = history.forming(inst, request, now)
+        assert bar is not None and int(bar.date) == start, (now, bar)

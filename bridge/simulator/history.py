@@ -222,7 +222,8 @@ class History:
 
     def forming(self, inst: Instrument, req: BarRequest, now: float) -> ev.HistoricalBar | None:
         """keepUpToDate: the bar that holds `now`, as it stands."""
-        spans = _bar_spans(inst, now - req.bar, now + 1, req.bar, False)
+        # The bar starting in (now - bar, now]: in a bar's last second the next one has not begun.
+        spans = _bar_spans(inst, now - req.bar + 1e-6, now + 1e-6, req.bar, False)
         if not spans:
             return None
         a, b = spans[-1]
