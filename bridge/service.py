@@ -212,7 +212,7 @@ class Bridge:
 
     def on_tws_messages(self, decoder: Decoder, payloads: list[bytes], recv_ns: int, recv_perf: int) -> None:
         """One read's messages: the commonest ticks go from their fields straight to a payload
-        (`payload.FIELD_BUILDERS`), everything else, and any tick those do not take, through the
+        (`payload.field_builders`), everything else, and any tick those do not take, through the
         decoder as an event (`on_tws_event`)."""
         if decoder is not self._fast_decoder:  # a new connection: its layouts
             self._fast_decoder, self._fast = decoder, pl.field_builders(decoder)
