@@ -38,6 +38,7 @@ from array import array
 from pathlib import Path
 
 from bench.e2e import free_port, run_seconds
+from bench.soak import wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 STAMP_TICK = 85  # the simulator's --stamp tick (lastRegTime)
@@ -149,17 +150,6 @@ def _spawn(args: list[str], **kw) -> subprocess.Popen:  # type: ignore[no-untype
     return subprocess.Popen([sys.executable, *args], cwd=ROOT, text=True, **kw)
 
 
-def _wait_port(port: int, timeout: float = 20) -> None:
-    import socket
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return
-        time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
-
-
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -175,7 +165,7 @@ def one_setup(setup: str, k: int, symbols: list[str], rate: float, seconds: floa
         sim = _spawn(["-m", "bridge.simulator", "--port", str(port), "--rate", str(rate), "--seed", "1", "--stamp",
                       "--pacing-limit", "0", "--log-level", "WARNING"])  # fmt: skip
         procs.append(sim)
-        _wait_port(port)
+        wait_for_port(port)
         client_side: list[subprocess.Popen] = []
         if setup == "bridge":
             if transport == "ipc":  # Unix sockets: what a consumer on the same machine can use instead of TCP

@@ -15,9 +15,8 @@ from typing import Any
 
 from .histkey import BAR_DATA, MAX_TICKS, TICK_DATA
 from .histrules import DAY, BadRequest, bar_size, check_bars, longest_duration
-from .instruments import InstrumentError, parse_instrument
-from .limits import LimitError, check_contract, check_text
-from .ops import RequestError
+from .limits import LimitError, check_text
+from .ops import RequestError, instrument_arg
 from .protocol import Contract
 
 HISTORY_OPS = ("history", "ticks", "head_timestamp", "details", "option_chain", "search")
@@ -87,20 +86,6 @@ def ticket_args(request: dict[str, Any]) -> TicketArgs | None:
     if isinstance(page, bool) or not isinstance(page, int) or not 0 <= page <= MAX_PAGE:
         raise RequestError("bad_request", "page is a whole number from 0, as the reply's 'next' gives it")
     return TicketArgs(ticket, page)
-
-
-def instrument_arg(request: dict[str, Any], op: str) -> Contract:
-    """The instrument, short form or contract map, checked as subscribe checks it."""
-    if "instrument" not in request:
-        raise RequestError("bad_request", f"{op} needs 'instrument': a short form like 'AAPL' or a contract map")
-    try:
-        contract = parse_instrument(request["instrument"])
-        check_contract(contract)
-    except LimitError as exc:
-        raise RequestError("bad_request", str(exc), reason="bad_text") from None
-    except InstrumentError as exc:
-        raise RequestError("bad_request", str(exc)) from None
-    return contract
 
 
 def _flag(request: dict[str, Any], name: str, default: bool) -> bool:

@@ -109,9 +109,10 @@ def renew_ids(request: dict[str, Any]) -> list[str]:
     return ids
 
 
-def subscribe_args(request: dict[str, Any], lease_default: float) -> tuple[Contract, str, str, str, float]:
+def instrument_arg(request: dict[str, Any], op: str) -> Contract:
+    """The instrument of any op, short form or contract map, checked before it can reach TWS."""
     if "instrument" not in request:
-        raise RequestError("bad_request", "subscribe needs 'instrument': a short form like 'AAPL' or a contract map")
+        raise RequestError("bad_request", f"{op} needs 'instrument': a short form like 'AAPL' or a contract map")
     try:
         contract = parse_instrument(request["instrument"])
         check_contract(contract)
@@ -119,6 +120,11 @@ def subscribe_args(request: dict[str, Any], lease_default: float) -> tuple[Contr
         raise RequestError("bad_request", str(exc), reason="bad_text") from None
     except InstrumentError as exc:
         raise RequestError("bad_request", str(exc)) from None
+    return contract
+
+
+def subscribe_args(request: dict[str, Any], lease_default: float) -> tuple[Contract, str, str, str, float]:
+    contract = instrument_arg(request, "subscribe")
     kind = request.get("kind", "quote")
     if not isinstance(kind, str) or kind not in KINDS:
         raise RequestError("bad_request", f"kind {str(kind)[:40]!r} is not one of {', '.join(KINDS)}")
