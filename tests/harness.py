@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -215,3 +215,19 @@ def scrape(port: int) -> dict[str, float]:
 def recv(sock: zmq.Socket) -> tuple[str, dict[str, Any]]:
     topic, payload = sock.recv_multipart()
     return topic.decode(), msgpack.unpackb(payload)
+
+
+@contextlib.contextmanager
+def history_pair(workdir: Path, scale: float = 0.01) -> Iterator[tuple[Simulator, Bridge]]:
+    """A simulator and a bridge with IB's historical pacing windows both scaled by `scale`, so the
+    rules hold as TWS keeps them but a 10-minute window passes in seconds; both stopped after."""
+    extra = ["--history-time-scale", str(scale)]
+    sim = Simulator(workdir, extra=extra)
+    try:
+        bridge = Bridge(workdir, sim.port, extra=extra)
+        try:
+            yield sim, bridge
+        finally:
+            bridge.stop()
+    finally:
+        sim.stop()

@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 import zmq
 
-from tests.harness import Bridge, Simulator, recv, wait_for
+from tests.harness import Bridge, Simulator, history_pair, recv, wait_for
 
 SCALE = 0.01
-SCALED = ["--history-time-scale", str(SCALE)]
 Message = tuple[str, dict[str, Any]]
 
 
@@ -53,12 +52,8 @@ class Listener:
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Simulator, Bridge]]:
-    workdir = tmp_path_factory.mktemp("hbars")
-    sim = Simulator(workdir, extra=SCALED)
-    bridge = Bridge(workdir, sim.port, extra=SCALED)
-    yield sim, bridge
-    bridge.stop()
-    sim.stop()
+    with history_pair(tmp_path_factory.mktemp("hbars"), SCALE) as both:
+        yield both
 
 
 def hbars(instrument: str, bar: str, **more: Any) -> dict[str, Any]:

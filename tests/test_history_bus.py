@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 
 from bridge.histpacing import Limits, minimum_seconds
-from tests.harness import ROOT, Bridge, Simulator, wait_for
+from tests.harness import ROOT, Bridge, Simulator, history_pair, wait_for
 
 SCALE = 0.01
-SCALED = ["--history-time-scale", str(SCALE)]
 
 
 def counters(sim: Simulator) -> dict[str, int]:
@@ -41,12 +40,8 @@ def fetch(bridge: Bridge, request: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Simulator, Bridge]]:
-    workdir = tmp_path_factory.mktemp("history")
-    sim = Simulator(workdir, extra=SCALED)
-    bridge = Bridge(workdir, sim.port, extra=SCALED)
-    yield sim, bridge
-    bridge.stop()
-    sim.stop()
+    with history_pair(tmp_path_factory.mktemp("history"), SCALE) as both:
+        yield both
 
 
 def test_two_consumers_asking_the_same_history_at_once_cost_one_tws_request(pair: tuple[Simulator, Bridge]) -> None:

@@ -23,20 +23,15 @@ from typing import Any
 import pytest
 
 from consumers.client import BridgeError, BusClient, Stopped
-from tests.harness import ROOT, Bridge, Simulator
+from tests.harness import ROOT, Bridge, Simulator, history_pair
 
-SCALED = ["--history-time-scale", "0.01"]
 HOUR = 3600
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Simulator, Bridge]]:
-    workdir = tmp_path_factory.mktemp("history-client")
-    sim = Simulator(workdir, extra=SCALED)
-    bridge = Bridge(workdir, sim.port, extra=SCALED)
-    yield sim, bridge
-    bridge.stop()
-    sim.stop()
+    with history_pair(tmp_path_factory.mktemp("history-client"), 0.01) as both:
+        yield both
 
 
 @pytest.fixture
@@ -168,10 +163,8 @@ def test_the_cli_says_what_is_wrong_in_one_line_without_a_traceback(
 
 
 def test_the_cli_shows_its_place_in_line_and_ctrl_c_ends_the_wait_leaving_no_file(tmp_path: Path) -> None:
-    sim = Simulator(tmp_path, extra=SCALED)
-    bridge = Bridge(tmp_path, sim.port, extra=SCALED)
     out = tmp_path / "big.csv"
-    try:
+    with history_pair(tmp_path) as (_, bridge):
         cli = subprocess.Popen([sys.executable, "-u", "-m", "consumers.history", "MSFT", "--bar", "5s", "--days", "4",
                                 "--csv", str(out), "--rep", bridge.rep], cwd=ROOT, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
@@ -184,9 +177,6 @@ def test_the_cli_shows_its_place_in_line_and_ctrl_c_ends_the_wait_leaving_no_fil
         assert cli.wait(5) == 130 and time.monotonic() - asked < 1.0
         assert "Traceback" not in cli.stderr.read()
         assert not out.exists() and not list(tmp_path.glob("big.csv*"))
-    finally:
-        bridge.stop()
-        sim.stop()
 
 
 def test_the_bars_consumer_starts_with_history_bars_and_joins_live_ones_without_a_gap_or_an_overlap(
