@@ -2,8 +2,15 @@
 consumer can do (read the two frames, msgpack.unpackb), on the same stream.
 
     python -m bench.consumer [--messages 200000] [--rounds 5] [--topics 50]
+    python -m bench.consumer --paced 750 --burst 5 --messages 20000
 
-A publisher process sends a burst of bus payloads (tickPrice / tickSize / tickString as the bridge
+Without --paced the publisher sends one burst as fast as it can, so the consumer always finds messages
+queued: this is the cost per message alone, in the consumer's main thread. With --paced the messages
+come in bursts of --burst, --paced bursts a second (the shape of the bridge's output: one publish per
+TWS read), so each burst wakes the consumer; the CPU is then the whole process's (ZeroMQ's I/O
+thread included), which is where a consumer's cost goes at the rates TWS sends.
+
+A publisher process sends of bus payloads (tickPrice / tickSize / tickString as the bridge
 builds them, over `--topics` quote topics); a consumer process reads all of them and reports the
 CPU time of its thread from the first data message to the last, per message. Each round runs every
 consumer once against a fresh burst, in alternating order; the figures are medians over rounds with
@@ -11,6 +18,8 @@ their range. Kinds of consumer:
 
 - floor: two `sub.recv()` (topic, payload) + `msgpack.unpackb`, nothing else (recv_multipart
   costs ~8x as much: it asks ZeroMQ after every frame whether more follow);
+- floor poll: the same reads after waiting in `zmq.Poller`, draining with non-blocking reads until
+  one fails (how BusClient waited before; it costs per wake-up, so only --paced tells it apart);
 - client: `BusClient.recv()` (topic check, unpack, seq gap accounting, lease bookkeeping);
 - client batch: `BusClient.recv_batch()` (the same checks, the messages already queued taken at once).
 """
@@ -18,6 +27,7 @@ their range. Kinds of consumer:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -28,7 +38,7 @@ import time
 import msgpack
 import zmq
 
-KINDS = ("floor", "client", "client batch")
+KINDS = ("floor", "floor poll", "client", "client batch")
 WARM_TOPIC = b"warm"
 
 
@@ -53,29 +63,36 @@ def _payloads(topics: int, count: int) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def run_publisher(endpoint: str, topics: int, count: int) -> None:
-    """Warm-up messages until "go" on stdin, then the burst, then "done"."""
+def run_publisher(endpoint: str, topics: int, count: int, paced: float, burst: int) -> None:
+    """Warm-up messages until "go" on stdin, then the messages (at once, or `paced` bursts of `burst` a
+    second on a fixed schedule), then "done"."""
     ctx = zmq.Context()
     pub = ctx.socket(zmq.PUB)
     pub.setsockopt(zmq.SNDHWM, 0)  # the burst is queued whole: nothing is dropped, whatever the reader's pace
     pub.bind(endpoint)
-    burst = _payloads(topics, count)
+    messages = _payloads(topics, count)
     os.set_blocking(sys.stdin.fileno(), False)
     while not sys.stdin.readline():
         pub.send_multipart([WARM_TOPIC, msgpack.packb({"warm": True})])
         time.sleep(0.01)
-    for topic, payload in burst:
+    due = time.monotonic()
+    for i, (topic, payload) in enumerate(messages):
+        if paced and i % burst == 0:
+            due += 1 / paced
+            time.sleep(max(0.0, due - time.monotonic()))
         pub.send(topic, zmq.SNDMORE)
         pub.send(payload)
     print("done", flush=True)
     time.sleep(60)  # the consumer's queue lives in this process's I/O thread too: stay until killed
 
 
-def run_consumer(endpoint: str, kind: str, count: int) -> None:
-    """Read `count` data messages; print the thread CPU per message as JSON."""
+def run_consumer(endpoint: str, kind: str, count: int, paced: bool) -> None:
+    """Read `count` data messages; print the CPU per message as JSON: the main thread's, or with `paced`
+    the whole process's."""
     from consumers.client import BusClient
 
-    if kind == "floor":
+    clock = time.process_time if paced else time.thread_time
+    if kind.startswith("floor"):
         ctx = zmq.Context()
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.RCVHWM, 0)
@@ -88,11 +105,23 @@ def run_consumer(endpoint: str, kind: str, count: int) -> None:
         while recv() == WARM_TOPIC:  # every message is [topic, payload]: two reads, no RCVMORE question
             recv()
         recv()
-        start = time.thread_time()
-        for _ in range(count - 1):
-            recv()
-            unpackb(recv())
-        cpu = time.thread_time() - start
+        start = clock()
+        if kind == "floor":
+            for _ in range(count - 1):
+                recv()
+                unpackb(recv())
+        else:
+            poller = zmq.Poller()
+            poller.register(sub, zmq.POLLIN)
+            got = 1
+            while got < count:
+                poller.poll(5000)
+                with contextlib.suppress(zmq.Again):
+                    while got < count:
+                        recv(zmq.NOBLOCK)
+                        unpackb(recv())
+                        got += 1
+        cpu = clock() - start
     else:
         bus = BusClient(endpoint, "tcp://127.0.0.1:1")  # no request socket is used: listen() needs none
         bus._sub.setsockopt(zmq.RCVHWM, 0)
@@ -103,7 +132,7 @@ def run_consumer(endpoint: str, kind: str, count: int) -> None:
         print("ready", flush=True)
         while (msg := bus.recv(5)) is not None and msg.topic == "warm":
             pass
-        start = time.thread_time()
+        start = clock()
         got = 1
         if kind == "client":
             while got < count:
@@ -112,19 +141,18 @@ def run_consumer(endpoint: str, kind: str, count: int) -> None:
         else:
             while got < count:
                 got += len(bus.recv_batch(5))
-        cpu = time.thread_time() - start
+        cpu = clock() - start
         bus.close(unsubscribe=False)
     print(json.dumps({"us_per_msg": cpu / (count - 1) * 1e6}), flush=True)
 
 
-def one_run(kind: str, topics: int, count: int, port: int) -> float:
+def one_run(kind: str, args: argparse.Namespace, port: int) -> float:
     endpoint = f"tcp://127.0.0.1:{port}"
-    me = [sys.executable, "-m", "bench.consumer"]
-    pub = subprocess.Popen([*me, "--role", "publish", "--endpoint", endpoint, "--topics", str(topics),
-                            "--messages", str(count)],
+    me = [sys.executable, "-m", "bench.consumer", "--endpoint", endpoint, "--messages", str(args.messages),
+          "--paced", str(args.paced), "--burst", str(args.burst)]  # fmt: skip
+    pub = subprocess.Popen([*me, "--role", "publish", "--topics", str(args.topics)],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
-    con = subprocess.Popen([*me, "--role", "consume", "--endpoint", endpoint, "--kind", kind, "--messages", str(count)],
-                           stdout=subprocess.PIPE, text=True)  # fmt: skip
+    con = subprocess.Popen([*me, "--role", "consume", "--kind", kind], stdout=subprocess.PIPE, text=True)
     try:
         assert con.stdout is not None and pub.stdin is not None
         if con.stdout.readline().strip() != "ready":
@@ -146,16 +174,18 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=200_000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--topics", type=int, default=50)
+    ap.add_argument("--paced", type=float, default=0.0, help="bursts a second (default: one burst, at once)")
+    ap.add_argument("--burst", type=int, default=5, help="messages per burst with --paced (default 5)")
     ap.add_argument("--kinds", default=",".join(KINDS), help="which consumers, comma separated (default: all)")
     ap.add_argument("--role", choices=("publish", "consume"), help=argparse.SUPPRESS)
     ap.add_argument("--endpoint", help=argparse.SUPPRESS)
     ap.add_argument("--kind", choices=KINDS, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.role == "publish":
-        run_publisher(args.endpoint, args.topics, args.messages)
+        run_publisher(args.endpoint, args.topics, args.messages, args.paced, args.burst)
         return
     if args.role == "consume":
-        run_consumer(args.endpoint, args.kind, args.messages)
+        run_consumer(args.endpoint, args.kind, args.messages, args.paced > 0)
         return
     from bench.e2e import free_port
 
@@ -164,11 +194,12 @@ def main() -> None:
     for r in range(args.rounds):
         order = kinds if r % 2 == 0 else kinds[::-1]
         for kind in order:
-            figures[kind].append(one_run(kind, args.topics, args.messages, free_port()))
+            figures[kind].append(one_run(kind, args, free_port()))
         print(f"round {r + 1}: " + ", ".join(f"{k} {figures[k][-1]:.2f}" for k in kinds), file=sys.stderr)
     floor = statistics.median(figures["floor"])
-    print(f"consumer CPU per message, {args.messages:,} messages over {args.topics} topics, {args.rounds} rounds "
-          "(median, range; thread CPU from first to last message)")  # fmt: skip
+    shape = f"{args.paced:g} bursts/s of {args.burst}, process CPU" if args.paced else "one burst, main thread CPU"
+    print(f"consumer CPU per message, {args.messages:,} messages over {args.topics} topics ({shape}), "
+          f"{args.rounds} rounds (median, range; from first to last message)")  # fmt: skip
     for kind in kinds:
         values = figures[kind]
         med = statistics.median(values)

@@ -41,6 +41,7 @@ DEFAULT_LEASE = 30
 RENEW_RETRY_S = 1.0
 MAX_TOPIC_NAMES = 10_000  # decoded topic names kept; beyond that a topic is decoded per message
 CLOSE_TIMEOUT = 0.5  # unsubscribing when leaving: a live bridge answers in milliseconds; a gone one never
+SIGNAL_CHECK = 0.1  # s: how late recv() may notice a stop signal while no message comes
 
 
 RENEW_BATCH = 3000  # MAX_RENEW_IDS in docs/bus.md, Limits
@@ -164,7 +165,7 @@ class BusClient(HistoryRequests):
         self._saved_signals: dict[int, Any] = {}
         self._saved_wakeup_fd: int | None = None
         self._closed = False
-        self._poller: zmq.Poller | None = None  # made on the first wait, kept: one per call cost as much as a read
+        self._rcvtimeo = -1  # the SUB socket's receive timeout (ms) as last set
         self._topic_names: dict[bytes, str] = {}  # topic frame -> its text, decoded once
         self._wanted_topics: dict[str, bool] = {}  # _wanted's answers, until the topics asked for change
 
@@ -454,18 +455,25 @@ class BusClient(HistoryRequests):
 
     def _wait_message(self, wait: float) -> Message | None:
         """The transport's part of recv(): a wanted message within `wait` seconds (inf: until one comes),
-        or None after the wait, a signal's wake-up, or a message that was not ours."""
-        with contextlib.suppress(zmq.Again):  # one is queued already: no poll system call
-            return self._read(zmq.NOBLOCK)
-        if self._poller is None:
-            self._poller = zmq.Poller()
-            self._poller.register(self._sub, zmq.POLLIN)
-            if self._wake_r is not None:  # zmq's poll reports plain sockets by their fd
-                self._poller.register(self._wake_r.fileno(), zmq.POLLIN)
-        events = dict(self._poller.poll(None if wait == float("inf") else int(wait * 1000) + 1))
-        if self._wake_r is not None and self._wake_r.fileno() in events:
-            self._drain_wake()
-        return self._read(zmq.NOBLOCK) if self._sub in events else None
+        or None after the wait, a signal's wake-up, or a message that was not ours.
+
+        One blocking read with the socket's receive timeout, which returns at once when a message is
+        queued. At a few thousand messages a second in small bursts, what a wake-up costs besides the
+        read is most of a consumer's CPU: zmq_poll() with its readiness checks, a read that fails at
+        the end of each burst, even setting the receive timeout (each a system call), together cost
+        more than half again what a bare blocking read does (bench/consumer.py --paced). So the
+        timeout is a power of two of milliseconds no longer than the wait, set only when that changes,
+        and recv() waits again for the rest. A stop signal cuts the read short (_cut_wait); in case
+        the signal lands on another thread, which cannot interrupt it, the wait is in SIGNAL_CHECK slices."""
+        if self._wake_r is not None:
+            wait = min(wait, SIGNAL_CHECK)
+        timeout = -1 if wait == float("inf") else 1 << (int(wait * 1000) + 1).bit_length() - 1
+        if timeout != self._rcvtimeo:
+            self._sub.setsockopt(zmq.RCVTIMEO, timeout)
+            self._rcvtimeo = timeout
+        with contextlib.suppress(zmq.Again):
+            return self._read(0)
+        return None
 
     def recv_batch(self, timeout: float | None = None, limit: int = 1000) -> list[Message]:
         """Every wanted message already queued (up to `limit`), waiting like recv() for the first:
@@ -571,7 +579,6 @@ class BusClient(HistoryRequests):
             self._wake_r.setblocking(False)
             self._wake_w.setblocking(False)
             self._saved_wakeup_fd = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
-            self._poller = None  # the next wait watches the wake-up socket too
         for sig in signals:
             self._saved_signals[sig] = signal.signal(sig, self._on_signal)
 
@@ -579,6 +586,16 @@ class BusClient(HistoryRequests):
         if self._stop_flag:
             raise KeyboardInterrupt
         self._stop_flag = True
+        self._cut_wait()
+
+    def _cut_wait(self) -> None:
+        """End recv()'s wait after a stop signal. Python runs the handler when ZeroMQ's read returns
+        EINTR, before pyzmq resumes the read: a receive timeout of 0 makes that read end at once,
+        unless a message is already there."""
+        if not self._closed:
+            with contextlib.suppress(zmq.ZMQError):
+                self._sub.setsockopt(zmq.RCVTIMEO, 0)
+                self._rcvtimeo = 0
 
     def _drain_wake(self) -> None:
         with contextlib.suppress(OSError):
@@ -603,7 +620,6 @@ class BusClient(HistoryRequests):
             if self._wake_w is not None:
                 self._wake_w.close()
             self._wake_r = self._wake_w = None
-            self._poller = None
 
     # -- lifetime ---------------------------------------------------------------------------
 

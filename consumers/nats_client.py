@@ -252,8 +252,7 @@ class NatsBusClient(BusClient):
 
     # -- signals and lifetime ---------------------------------------------------------------
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        super()._on_signal(signum, frame)
+    def _cut_wait(self) -> None:
         self._inbox.put(_WAKE)  # SimpleQueue.put may be called from a signal handler
 
     def stop(self) -> None:

@@ -497,6 +497,28 @@ def test_recv_batch_returns_every_queued_message_in_order(bus):
         assert got == sent and client.recv_batch(timeout=0.05) == []
 
 
+def test_recv_waits_as_long_as_asked_and_a_stop_signal_ends_an_idle_wait(bus):
+    """recv() waits in a blocking read whose timeout is a power of two of milliseconds (set only when
+    that changes), so it waits again for the rest; a signal's wait is resumed by ZeroMQ, so with
+    stop_on_signals() the client must still notice the stop while nothing comes."""
+    with BusClient(pub=bus.pub, rep=bus.rep, timeout=2) as client:
+        client.listen("quote/")
+        bus.wait_subscribed("quote/")
+        for timeout in (0.003, 0.05, 0.3, 0.05):
+            started = time.monotonic()
+            assert client.recv(timeout=timeout) is None
+            took = time.monotonic() - started
+            assert timeout <= took < timeout + 0.2, (timeout, took)
+        sent = bus.publish(BTC, "tick_size", tick="bid_size", tick_type=0, size=7)
+        assert client.recv(timeout=0.3).payload == sent  # the shorter timeout left from the last wait
+        client.stop_on_signals()
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        started = time.monotonic()
+        assert client.recv(timeout=30) is None
+        took = time.monotonic() - started
+        assert client.stopped and took < 1.5, took
+
+
 def test_printer_without_bridge_exits_1_with_a_clear_message(consumers):
     rep = f"tcp://127.0.0.1:{free_port()}"
     p = consumers("printer", "AAPL", "--rep", rep, "--pub", f"tcp://127.0.0.1:{free_port()}", "--timeout", "0.3")
