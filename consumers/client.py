@@ -41,6 +41,7 @@ DEFAULT_LEASE = 30
 RENEW_RETRY_S = 1.0
 MAX_TOPIC_NAMES = 10_000  # decoded topic names kept; beyond that a topic is decoded per message
 CLOSE_TIMEOUT = 0.5  # unsubscribing when leaving: a live bridge answers in milliseconds; a gone one never
+INF = float("inf")
 SIGNAL_CHECK = 0.1  # s: how late recv() may notice a stop signal while no message comes
 
 
@@ -439,17 +440,18 @@ class BusClient(HistoryRequests):
 
     def recv(self, timeout: float | None = None) -> Message | None:
         """Next wanted message, or None on timeout or once stopped by a signal. Renews leases while waiting."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        now = time.monotonic()  # one clock read per message: the renewal check is inline
+        deadline = None if timeout is None else now + timeout
         while not self._stop_flag:
-            self._renew_if_due(deadline)
-            now = time.monotonic()
-            wait = self._next_renew - now
-            if deadline is not None:
-                wait = min(wait, deadline - now)
-            msg = self._wait_message(max(0.0, wait))
+            if now >= self._next_renew:
+                self._renew_if_due(deadline)
+                now = time.monotonic()
+            until = self._next_renew if deadline is None or deadline > self._next_renew else deadline
+            msg = self._wait_message(until - now if until > now else 0.0)
             if msg is not None:
                 return msg
-            if deadline is not None and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
                 return None
         return None
 
@@ -465,10 +467,12 @@ class BusClient(HistoryRequests):
         timeout is a power of two of milliseconds no longer than the wait, set only when that changes,
         and recv() waits again for the rest. A stop signal cuts the read short (_cut_wait); in case
         the signal lands on another thread, which cannot interrupt it, the wait is in SIGNAL_CHECK slices."""
-        if self._wake_r is not None:
-            wait = min(wait, SIGNAL_CHECK)
-        timeout = -1 if wait == float("inf") else 1 << (int(wait * 1000) + 1).bit_length() - 1
-        if timeout != self._rcvtimeo:
+        if self._wake_r is not None and wait > SIGNAL_CHECK:
+            wait = SIGNAL_CHECK
+        ms = wait * 1000.0 + 1.0
+        current = self._rcvtimeo
+        if not (current <= ms < 2 * current or (current == -1 and ms == INF)):  # else it stays: no call
+            timeout = -1 if ms == INF else 1 << int(ms).bit_length() - 1
             self._sub.setsockopt(zmq.RCVTIMEO, timeout)
             self._rcvtimeo = timeout
         with contextlib.suppress(zmq.Again):
