@@ -566,3 +566,28 @@ def test_without_stamp_no_step_carries_one(client: Client) -> None:
     client.send(rq.ReqMktData(6, Contract("AAPL", "STK", "SMART", "USD")))
     events = client.collect(0.5)
     assert events and not [e for e in events if isinstance(e, ev.TickString) and e.tick_type == 85]
+
+
+def test_with_a_shared_clock_every_read_holds_a_whole_sample_of_every_instrument() -> None:
+    """--shared-clock: instruments subscribed at different moments still step together, and each
+    sample reaches the client in one write, so a client wakes once per sample (as with TWS's
+    250 ms snapshots), not once per instrument."""
+    ids = {1: AAPL, 2: Contract("MSFT", "STK", "SMART", "USD"), 3: BTC}
+    with SimulatorThread(rate=20, seed=3, shared_clock=True) as sim:
+        c = Client(sim.port, client_id=1)
+        try:
+            c.wait_for(error_with(2158))
+            for req_id, contract in ids.items():
+                c.send(rq.ReqMktData(req_id, contract))
+                time.sleep(0.02)  # on clocks of their own, these would step 20 ms apart
+            c.collect(0.3)  # the pictures
+            chunks = []
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                if select.select([c.sock], [], [], 0.2)[0]:
+                    c.conn.receive_data(c.sock.recv(65536))
+                    chunks.append({e.req_id for e in c.conn.events() if isinstance(e, ev.TickPrice | ev.TickSize)})
+        finally:
+            c.close()
+    assert 12 <= len(chunks) <= 25  # 20 samples a second
+    assert all(chunk == set(ids) for chunk in chunks), chunks

@@ -121,6 +121,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="end each market-data step with a tickString of type 85 (lastRegTime) holding the simulator's "
         "time.time_ns() as it writes the step: a latency probe for benchmarks, not something TWS sends",
     )
+    p.add_argument(
+        "--shared-clock",
+        action="store_true",
+        help="step every instrument on one clock (--rate samples a second) and send each connection a sample's "
+        "ticks in one write, as TWS sends its watchlist snapshots (every 250 ms for stocks); by default each "
+        "instrument steps on its own clock",
+    )
     p.add_argument("--list", action="store_true", help="print the instruments the simulator knows, and exit")
     return p.parse_args(argv)  # fmt: skip
 
@@ -137,7 +144,7 @@ async def _run(args: argparse.Namespace) -> None:
         max_lines=args.max_lines, bar_seconds=args.bar_seconds, journal=args.journal, account=args.account,
         max_depth_books=args.max_depth_books, max_tick_by_tick=args.max_tick_by_tick,
         max_messages_per_second=args.pacing_limit, control_port=args.control, faults=args.script,
-        history_limits=history_limits(args), stamp=args.stamp,
+        history_limits=history_limits(args), stamp=args.stamp, shared_clock=args.shared_clock,
     )  # fmt: skip
     await sim.start()
     stop = asyncio.Event()

@@ -17,7 +17,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,46 +39,103 @@ Listener = Callable[[Quote, Quote], None]
 class Feed:
     """Steps one instrument at the configured rate while anyone listens, and fans each step out.
 
-    One feed per instrument, so every subscriber, on every connection, sees the same path.
+    One feed per instrument, so every subscriber, on every connection, sees the same path. With a
+    `SampleClock` the feed has no schedule of its own: the clock steps it with all the others.
     """
 
-    def __init__(self, market: Market, inst: Instrument, rate: float, faults: Faults) -> None:
+    def __init__(
+        self, market: Market, inst: Instrument, rate: float, faults: Faults, clock: SampleClock | None = None
+    ) -> None:
         self.market = market
         self.faults = faults
         self.inst = inst
         self.interval = 1.0 / rate
+        self.clock = clock
         self.listeners: dict[object, Listener] = {}
         self._task: asyncio.Task[None] | None = None
 
     def add(self, key: object, listener: Listener) -> None:
         self.listeners[key] = listener
-        if self._task is None or self._task.done():
+        if self.clock is not None:
+            self.clock.join(self)
+        elif self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"feed {self.inst.label()}")
 
     def remove(self, key: object) -> None:
         self.listeners.pop(key, None)
-        if not self.listeners and self._task is not None:
+        if self.listeners:
+            return
+        if self.clock is not None:
+            self.clock.leave(self)
+        elif self._task is not None:
             self._task.cancel()
             self._task = None
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        due = loop.time()
-        while self.listeners:
-            # Sleep to a fixed schedule, so the rate holds even when fanning out takes time.
-            # After a stall (a paused process, a busy loop) resume the pace instead of bursting.
-            due = max(due + self.interval, loop.time() - self.interval)
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            if self.faults.data_paused:  # a stall, 1100, a broken market farm, 10197: the market waits
-                continue
-            old = self.market.quote(self.inst)
-            new = self.market.step(self.inst)
-            for key, listener in list(self.listeners.items()):
-                try:
-                    listener(old, new)
-                except Exception:  # one subscriber's bug must not stop the others' stream
-                    log.exception("listener %r failed; dropping it", key)
-                    self.listeners.pop(key, None)
+        async for _ in _schedule(self.interval, self.faults, lambda: bool(self.listeners)):
+            self.step()
+
+    def step(self) -> None:
+        old = self.market.quote(self.inst)
+        new = self.market.step(self.inst)
+        for key, listener in list(self.listeners.items()):
+            try:
+                listener(old, new)
+            except Exception:  # one subscriber's bug must not stop the others' stream
+                log.exception("listener %r failed; dropping it", key)
+                self.listeners.pop(key, None)
+
+
+class SampleClock:
+    """One schedule for every instrument, as TWS sends watchlist data: snapshots sampled every
+    250 ms for stocks and futures (100 ms US options, 5 ms FX), so the ticks of all instruments
+    that changed arrive together. Each connection gets a sample's messages in one write."""
+
+    def __init__(self, rate: float, faults: Faults, sessions: set[Session]) -> None:
+        self.interval = 1.0 / rate
+        self.faults = faults
+        self.sessions = sessions
+        self.feeds: dict[int, Feed] = {}  # by con_id, in the order they joined
+        self._task: asyncio.Task[None] | None = None
+
+    def join(self, feed: Feed) -> None:
+        self.feeds[feed.inst.con_id] = feed
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="sample clock")
+
+    def leave(self, feed: Feed) -> None:
+        self.feeds.pop(feed.inst.con_id, None)
+        if not self.feeds and self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        async for _ in _schedule(self.interval, self.faults, lambda: bool(self.feeds)):
+            sessions = list(self.sessions)
+            for session in sessions:
+                session.cork()
+            try:
+                for feed in list(self.feeds.values()):
+                    feed.step()
+            finally:
+                for session in sessions:
+                    session.uncork()
+
+
+async def _schedule(interval: float, faults: Faults, running: Callable[[], bool]) -> AsyncIterator[None]:
+    """Yield every `interval` seconds on a fixed schedule while `running()`, except while data is paused.
+
+    The rate holds even when fanning out takes time; after a stall (a paused process, a busy loop)
+    the pace resumes instead of bursting."""
+    loop = asyncio.get_running_loop()
+    due = loop.time()
+    while running():
+        due = max(due + interval, loop.time() - interval)
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        if faults.data_paused:  # a stall, 1100, a broken market farm, 10197: the market waits
+            continue
+        if running():
+            yield
 
 
 class Simulator:
@@ -102,6 +159,7 @@ class Simulator:
         faults: str | Path | list[Any] | None = None,
         history_limits: HistoryLimits | None = None,
         stamp: bool = False,
+        shared_clock: bool = False,
     ) -> None:
         if not MIN_SUPPORTED <= server_version <= MAX_SUPPORTED:
             raise ValueError(f"server version {server_version} is outside {MIN_SUPPORTED}..{MAX_SUPPORTED}")
@@ -130,6 +188,7 @@ class Simulator:
         self.clients: dict[int, Session] = {}  # by client id, once startApi named it
         self.sessions: set[Session] = set()
         self._feeds: dict[int, Feed] = {}
+        self.clock = SampleClock(rate, self.faults, self.sessions) if shared_clock else None
         self._next_order_id = 1
         self._journal_path = Path(journal) if journal else None
         self._journal: IO[str] | None = None
@@ -238,7 +297,7 @@ class Simulator:
     def feed(self, inst: Instrument) -> Feed:
         feed = self._feeds.get(inst.con_id)
         if feed is None:
-            feed = self._feeds[inst.con_id] = Feed(self.market, inst, self.rate, self.faults)
+            feed = self._feeds[inst.con_id] = Feed(self.market, inst, self.rate, self.faults, self.clock)
         return feed
 
     def next_order_id(self) -> int:

@@ -100,6 +100,7 @@ class Session:
         self.muted = False  # fault: the greeting is never answered, nothing read is handled
         self.silent = False  # fault: nothing more is sent on this connection
         self._drop_countdown = 0  # fault: hang up after this many more messages (0: not armed)
+        self._corked: list[bytes] | None = None  # messages held for one write (a sample clock's sample)
         self._drop_reset = False
         self.client_id: int | None = None
         self.registered = False
@@ -215,13 +216,28 @@ class Session:
     def _write(self, data: bytes) -> None:
         if self.closed or self.silent or self.sim.faults.stalled:
             return
+        if self._corked is not None:
+            self._corked.append(data)
+            return
+        self._put(data, 1)
+
+    def cork(self) -> None:
+        """Hold what is sent until uncork(), then send it in one write: a sample's ticks arrive together."""
+        self._corked = []
+
+    def uncork(self) -> None:
+        held, self._corked = self._corked, None
+        if held and not self.closed:
+            self._put(b"".join(held), len(held))
+
+    def _put(self, data: bytes, messages: int) -> None:
         self.writer.write(data)
         if self.writer.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
             log.warning("%r reads too slowly (%d bytes queued); disconnecting", self,
                         self.writer.transport.get_write_buffer_size())  # fmt: skip
             self.close("slow consumer")
-        elif self._drop_countdown:
-            self._drop_countdown -= 1
+        elif self._drop_countdown:  # a corked write counts its messages; the hang-up follows the write
+            self._drop_countdown = max(0, self._drop_countdown - messages)
             if not self._drop_countdown:
                 self.hang_up(self._drop_reset, "fault: drop after messages")
 
