@@ -2,10 +2,17 @@
 K consumers of one bridge, all watching the same instruments.
 
     python -m bench.kclients [--k 1,2,4,8] [--seconds 8] [--rounds 3] [--rate 125] [--instruments 6]
+                             [--shape staggered|sampled]
 
 Every part is its own process, everything on 127.0.0.1. The TWS is the simulator
 (`python -m bridge.simulator --stamp`): each market-data step ends with a tickString holding the
 simulator's `time.time_ns()` as it writes the step, so a consumer knows when what it sees left TWS.
+
+Two shapes of traffic, at the same message rate. `staggered` (the default, the harder case for a
+bridge): each instrument steps on its own clock and each message is its own write, so a consumer
+wakes for every few messages. `sampled`: every instrument steps on one clock and each connection
+gets a step in one write (`--shared-clock`), as TWS sends watchlist data, in snapshots sampled
+every 250 ms for stocks and futures, holding every instrument that changed.
 
 - direct: K processes, each `ib_async.IB().connect()` to the simulator with its own client id and
   `reqMktData` for every instrument; latency is taken in its `pendingTickersEvent` handler (where a
@@ -157,13 +164,22 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def one_setup(setup: str, k: int, symbols: list[str], rate: float, seconds: float, transport: str = "tcp") -> dict:
+def one_setup(
+    setup: str,
+    k: int,
+    symbols: list[str],
+    rate: float,
+    seconds: float,
+    transport: str = "tcp",
+    shape: str = "staggered",
+) -> dict:
     """Run one setup once; its figures."""
     port = free_port()
     procs: list[subprocess.Popen] = []
     try:
         sim = _spawn(["-m", "bridge.simulator", "--port", str(port), "--rate", str(rate), "--seed", "1", "--stamp",
-                      "--pacing-limit", "0", "--log-level", "WARNING"])  # fmt: skip
+                      "--pacing-limit", "0", "--log-level", "WARNING",
+                      *(["--shared-clock"] if shape == "sampled" else [])])  # fmt: skip
         procs.append(sim)
         wait_for_port(port)
         client_side: list[subprocess.Popen] = []
@@ -244,6 +260,12 @@ def main() -> None:
     ap.add_argument(
         "--transport", choices=("tcp", "ipc"), default="tcp", help="the bridge's bus endpoints (default tcp)"
     )
+    ap.add_argument(
+        "--shape",
+        choices=("staggered", "sampled"),
+        default="staggered",
+        help="instruments on clocks of their own, a write per message (default); or on one clock, a write per step",
+    )
     ap.add_argument("--role", choices=("ib", "bus"), help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--client-id", type=int, help=argparse.SUPPRESS)
@@ -265,7 +287,7 @@ def main() -> None:
         for k in ks:
             order = ("direct", "bridge") if (r + k) % 2 == 0 else ("bridge", "direct")
             for setup in order:
-                fig = one_setup(setup, k, symbols, args.rate, args.seconds, args.transport)
+                fig = one_setup(setup, k, symbols, args.rate, args.seconds, args.transport, args.shape)
                 results.setdefault((k, setup), []).append(fig)
                 print(f"round {r + 1} K={k} {setup}: " + ", ".join(f"{n} {v:.3g}" for n, v in fig.items()),
                       file=sys.stderr, flush=True)  # fmt: skip
@@ -280,8 +302,8 @@ def report(results: dict[tuple[int, str], list[dict]], ks: list[int], args: argp
         values = [f[what] for f in results[(k, setup)]]
         return f"{min(values):.3g}-{max(values):.3g}"
 
-    print(f"\nK consumers of {args.instruments} instruments at {args.rate:g} steps/s each; {args.rounds} rounds of "
-          f"{args.seconds:g} s; medians (range)")  # fmt: skip
+    print(f"\nK consumers of {args.instruments} instruments at {args.rate:g} steps/s each, {args.shape}; "
+          f"{args.rounds} rounds of {args.seconds:g} s; medians (range)")  # fmt: skip
     head = f"{'K':>2} {'setup':7} {'client cpu%':>18} {'tws cpu%':>16} {'total':>6} {'rss MB':>7} {'msgs/s':>7}"
     print(head + f" {'us/msg':>6} {'p50 ms':>16} {'p99 ms':>16}")
     for k in ks:
