@@ -173,6 +173,10 @@ class Bridge:
         await self.shutdown()
 
     async def shutdown(self) -> None:
+        # The monitors go first, while their readers still read: libzmq emits a monitor event with a
+        # blocking send, so an event (a subscriber leaving) after its reader closed would hang the
+        # I/O thread with the monitor's lock held, and disable_monitor() with it, for good.
+        self._close_monitor()
         for task in self._tasks:
             if task.get_name() != "tws":
                 task.cancel()  # no new lines or lease cancels while the last cancels go out
@@ -186,7 +190,6 @@ class Bridge:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._close_monitor()
         self.router.close()
         self.pub.close()
         if self.security is not None:
@@ -202,11 +205,13 @@ class Bridge:
         bound = self.settings.shutdown_cancel_seconds
         await asyncio.wait([out.written for out in sent], timeout=bound)
         done = sum(out.written.done() and out.written.result() for out in sent)
+        lost = sum(out.written.done() and not out.written.result() for out in sent)  # the connection closed
         if done == len(sent):
             log.info("stopping: cancelled %d TWS requests", done)
         else:
-            log.warning("stopping: cancelled %d TWS requests; %d were not cancelled within %g s (TWS drops a "
-                        "closed client's requests anyway)", done, len(sent) - done, bound)  # fmt: skip
+            log.warning("stopping: cancelled %d TWS requests; %d not, as the connection to TWS closed first, and %d "
+                        "not within %g s (TWS drops a closed client's requests anyway)",
+                        done, lost, len(sent) - done - lost, bound)  # fmt: skip
 
     # --- the hot path --------------------------------------------------------------------------
 

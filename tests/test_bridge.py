@@ -133,6 +133,24 @@ def test_sigterm_cancels_at_tws_says_so_and_exits_zero_within_two_seconds(bridge
     assert states[-1]["event"] == "connection" and states[-1]["state"] == "stopped"
 
 
+def test_subscribers_leaving_while_the_bridge_stops_do_not_hang_it(bridge: Bridge) -> None:
+    """A whole host going down at once (systemctl stop, docker compose down): consumers disconnect
+    while the bridge is still cancelling its lines at TWS's pace. It must still exit, promptly."""
+    symbols = ("AAPL", "MSFT", "NVDA", "AVGO", "ADBE", "CSCO", "INTC", "QCOM", "TXN", "AMD", "INTU", "AMAT")
+    subscribers = [bridge.subscriber("quote/") for _ in range(4)]
+    for symbol in symbols:  # 12 cancels 20 ms apart: a quarter of a second of stopping
+        assert bridge.request({"op": "subscribe", "instrument": f"{symbol}.STK.SMART.USD"})["ok"]
+    wait_for(lambda: bridge.metrics()["twsbridge_pub_connections"] == 4, 5, "the subscribers connected")
+    started = time.monotonic()
+    bridge.signal(signal.SIGTERM)
+    time.sleep(0.05)
+    for sock in subscribers:
+        sock.close(linger=0)
+    assert bridge.wait(timeout=8) == 0
+    assert time.monotonic() - started < 8
+    assert "stopped" in bridge.output.splitlines()[-1]
+
+
 def test_a_tws_restart_is_survived_and_subscriptions_come_back(tmp_path: Path, sim: Simulator, bridge: Bridge) -> None:
     sub = bridge.subscriber("quote/BTC.CRYPTO.PAXOS.USD", "state")
     time.sleep(0.2)
