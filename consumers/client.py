@@ -65,25 +65,41 @@ class Subscription:
     view: dict[str, Any] = field(default_factory=dict)  # conflate / fields, for a conflated view
 
 
-class Message(tuple):
-    """A data message as `(topic, payload)`; `lost` counts messages missed on this topic just before it."""
+class Message:
+    """A data message. It unpacks as `(topic, payload)`; `lost` counts messages missed on this topic
+    just before it, `raw` holds the payload bytes exactly as published (for recorders).
 
-    lost: int
-    raw: bytes
+    A class with slots, not a tuple subclass with attributes: one is built per message, and the
+    tuple's attribute dict made that cost three times as much (0.6 against 0.2 us)."""
 
-    def __new__(cls, topic: str, payload: dict[str, Any], lost: int = 0, raw: bytes = b"") -> Message:
-        self = super().__new__(cls, (topic, payload))
+    __slots__ = ("lost", "payload", "raw", "topic")
+
+    def __init__(self, topic: str, payload: dict[str, Any], lost: int = 0, raw: bytes = b"") -> None:
+        self.topic = topic
+        self.payload = payload
         self.lost = lost
-        self.raw = raw  # the payload bytes exactly as published, for recorders
-        return self
+        self.raw = raw
 
-    @property
-    def topic(self) -> str:
-        return self[0]
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.topic, self.payload))
 
-    @property
-    def payload(self) -> dict[str, Any]:
-        return self[1]
+    def __getitem__(self, index: int) -> Any:
+        return (self.topic, self.payload)[index]
+
+    def __len__(self) -> int:
+        return 2
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Message):
+            return self.topic == other.topic and self.payload == other.payload
+        if isinstance(other, tuple):
+            return (self.topic, self.payload) == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # the payload is a dict
+
+    def __repr__(self) -> str:
+        return f"Message({self.topic!r}, {self.payload!r}, lost={self.lost})"
 
 
 def _curve_options(server_key: str | os.PathLike[str] | None, client_key: str | os.PathLike[str] | None) -> dict:

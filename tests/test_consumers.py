@@ -452,6 +452,7 @@ def test_client_recv_filters_variants_counts_gaps_and_resubscribes_after_bridge_
         assert (topic, payload["size"]) == (BTC, 1)
         msg = client.recv(timeout=2)
         assert (msg.topic, msg.payload["size"], msg.lost) == (BTC, 2, 3)
+        assert msg == (BTC, msg.payload) and (msg[0], msg[1], len(msg)) == (BTC, msg.payload, 2)  # a pair
         assert client.lost == 3
 
         bus.leases.clear()  # as if the bridge restarted: it no longer knows s1
