@@ -13,10 +13,11 @@ timer (`--grace` seconds after its end) even when no later trade arrives. Interv
 print no bar.
 
 Backfill: the first bars come from the bridge's `history` (the last `--backfill` bars, each marked
-`history`), up to the bar boundary just after subscribing; live bars go on from there, so there is
-no gap and no bar twice. The live bar that began before the subscription lacks its first trades and
-is marked `partial`. Trades are asked for before history, so none is missed while history is fetched
-(they wait in the SUB socket's queue).
+`history`), up to the start of the bar in which it subscribed; live bars go on from there, so there
+is no gap and no bar twice. That live bar lacks the trades before the subscription and is marked
+`partial`; when no trade came in it after the subscription, it comes from history once complete.
+Trades are asked for before history, so none is missed while history is fetched (they wait in the
+SUB socket's queue).
 """
 
 from __future__ import annotations
@@ -85,13 +86,14 @@ class BarBuilder:
         self.open: dict[str, Bar] = {}
         self.floor: dict[str, int] = {}  # live bars start here: earlier ones came from history
         self.subscribed_ns: dict[str, int] = {}
+        self.unfilled: dict[str, int] = {}  # the subscription's bar, while no live trade came in it
 
     def join(self, instrument: str, subscribed_ns: int, history_end: int | None = None) -> None:
         """Live bars begin at `history_end` (a bar boundary), or at the first trade without history;
         one that began before `subscribed_ns` lacks the trades before it and is marked partial."""
         self.subscribed_ns[instrument] = subscribed_ns
         if history_end is not None:
-            self.floor[instrument] = history_end
+            self.floor[instrument] = self.unfilled[instrument] = history_end
 
     def add(self, instrument: str, t_ns: int, price: float, size: float) -> list[Bar]:
         """Take one trade; returns the bar it completed, if any. A trade for an already printed bar is dropped."""
@@ -108,6 +110,8 @@ class BarBuilder:
             bar = None
         if bar is None:
             bar = self.open[instrument] = Bar(instrument, start, self.seconds, price, price, price, price)
+            if self.unfilled.get(instrument) == start:
+                del self.unfilled[instrument]  # printed live, marked partial
             if start * 1_000_000_000 < self.subscribed_ns.get(instrument, 0):
                 bar.note = PARTIAL
         bar.add(price, size)
@@ -120,12 +124,23 @@ class BarBuilder:
             del self.open[b.instrument]
         return done
 
+    def fills_due(self, now_ns: int) -> list[tuple[str, int]]:
+        """(instrument, start) of subscription bars that ended `grace` ago without a live trade in them:
+        the trades before the subscription are in no bar yet, so these come from history."""
+        due = [(i, start) for i, start in self.unfilled.items() if now_ns >= self._due_ns(start)]
+        for instrument, _ in due:
+            del self.unfilled[instrument]
+        return due
+
     def next_due(self, now_ns: int) -> float | None:
-        """Seconds until the next bar is due, None if no bar is open."""
-        if not self.open:
+        """Seconds until the next bar (or fill) is due, None if none is waiting."""
+        ends = [self._due_ns(b.start) for b in self.open.values()] + [self._due_ns(s) for s in self.unfilled.values()]
+        if not ends:
             return None
-        end = min((b.start + b.seconds) * 1_000_000_000 + self.grace_ns for b in self.open.values())
-        return max(0.0, (end - now_ns) / 1e9)
+        return max(0.0, (min(ends) - now_ns) / 1e9)
+
+    def _due_ns(self, start: int) -> int:
+        return (start + self.seconds) * 1_000_000_000 + self.grace_ns
 
 
 def trade_of(payload: dict[str, Any]) -> tuple[float, float] | None:
@@ -149,16 +164,20 @@ def history_bars(table_rows: list[list[Any]], instrument: str, seconds: int, end
     return bars
 
 
-def backfill(bus: BusClient, sub: Subscription, args: argparse.Namespace, end: int) -> list[Bar] | None:
-    """The last `--backfill` bars up to `end` from the bridge's history; None when it has none to give."""
+def backfill(
+    bus: BusClient, sub: Subscription, args: argparse.Namespace, end: int, bars: int | None = None
+) -> list[Bar] | None:
+    """The last `bars` (default `--backfill`) bars up to `end` from the bridge's history; None when it
+    has none to give."""
     seconds = args.seconds_per_bar
+    count = args.backfill if bars is None else bars
     bar = bar_for_seconds(seconds)
     if bar is None or args.delayed:
         why = "delayed trades lag history" if args.delayed else f"IB has no {seconds}-second bars"
         print(f"{PROG}: no backfill for {sub.instrument}: {why}", file=sys.stderr, flush=True)
         return None
     try:
-        table = bus.history(sub.requested or sub.instrument, bar, start=end - args.backfill * seconds, end=end,
+        table = bus.history(sub.requested or sub.instrument, bar, start=end - count * seconds, end=end,
                             what="TRADES", rth=False)  # fmt: skip
     except BridgeError as exc:
         if exc.code in ("stopped", "timeout"):
@@ -211,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with cli.client_from_args(args) as bus:
         bus.listen("state")
         subs = cli.subscribe_each(bus, args, PROG)
+        by_instrument = {sub.instrument: sub for sub in subs}
         subscribed_ns = time.time_ns()
         end = subscribed_ns // 1_000_000_000 // args.seconds_per_bar * args.seconds_per_bar
         for sub in subs:
@@ -222,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         while not bus.stopped and not deadline.passed() and (args.count is None or printed < args.count):
             waits = [w for w in (builder.next_due(time.time_ns()), deadline.remaining()) if w is not None]
             msg = bus.recv(min(waits) if waits else None)
+            for instrument, start in builder.fills_due(time.time_ns()):  # before any later bar
+                emit(backfill(bus, by_instrument[instrument], args, start + args.seconds_per_bar, bars=1) or [])
             if msg is not None:
                 topic, payload = msg
                 if msg.lost:

@@ -184,7 +184,8 @@ def test_the_bars_consumer_starts_with_history_bars_and_joins_live_ones_without_
 ) -> None:
     """Another consumer has traded AMD for a few seconds; the bars consumer starts with the last 3
     one-second bars from history, then live bars: the first live bar began before it subscribed
-    (marked partial), and every bar's start is one second after the one before."""
+    (marked partial, or from history when no trade came in it after subscribing), and every bar's
+    start is one second after the one before."""
     _, bridge = pair
     bus.subscribe("AMD", kind="trades")  # someone else's line: the simulator's tape has trades to tell
     time.sleep(4.5)
@@ -194,7 +195,7 @@ def test_the_bars_consumer_starts_with_history_bars_and_joins_live_ones_without_
     assert done.returncode == 0, done.stderr
     bars = [line for line in done.stdout.splitlines() if line.startswith("AMD.STK.SMART.USD ")]
     kinds = ["history" if b.endswith(" history") else "partial" if "partial" in b else "live" for b in bars]
-    assert kinds == ["history"] * 3 + ["partial"] + ["live"] * 3, done.stdout
+    assert kinds in (["history"] * 3 + ["partial"] + ["live"] * 3, ["history"] * 4 + ["live"] * 3), done.stdout
     assert all("trades=0 " not in b for b in bars), "complete bars, each with its trades"
     starts = [sum(int(x) * k for x, k in zip(b.split()[1].split(":"), (3600, 60, 1), strict=True)) for b in bars]
     assert [(b - a) % 86400 for a, b in itertools.pairwise(starts)] == [1] * 6, done.stdout
