@@ -41,6 +41,7 @@ from .protocol import events as ev
 from .protocol import requests as rq
 from .reference_desk import ReferenceDesk
 from .tws import Outgoing, TwsConnection
+from .waits import wait_event
 
 log = logging.getLogger("tws-bridge.history")
 
@@ -256,8 +257,7 @@ class HistoryDesk:
             wake = self.sched.next_wakeup(now) if self._connected() else None
             timeout = 1.0 if wake is None else min(1.0, max(0.0, wake - now))
             kick.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(kick.wait(), timeout)
+            await wait_event(kick, timeout)
 
     # --- keep-up-to-date bars (hbars lines): requests that stay open --------------------------------
 

@@ -41,6 +41,7 @@ from .natsconn import CREDS_ENV, PASSWORD_ENV, TLS_CA_ENV, URL_ENV, USER_ENV, Na
 from .natsconn import connect as nats_connect
 from .relay_lanes import Lanes, requester
 from .subjects import PREFIX, REQUEST_SUBJECT, message_id, subject
+from .waits import wait_event
 
 log = logging.getLogger("tws-bridge.relay")
 
@@ -175,8 +176,7 @@ class Relay:
                     if carried % 256 == 0:
                         await asyncio.sleep(0)  # let NATS's writer and the request handler run
                 if not sub.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(readable.wait(), 1.0)
+                    await wait_event(readable, 1.0)
         finally:
             loop.remove_reader(sub.getsockopt(zmq.FD))
             sub.close()

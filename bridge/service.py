@@ -53,6 +53,7 @@ from .protocol import Contract, Decoder
 from .protocol import events as ev
 from .protocol import requests as rq
 from .tws import Outgoing, TwsConnection
+from .waits import wait_event
 
 log = logging.getLogger("tws-bridge")
 
@@ -578,8 +579,7 @@ class Bridge:
                     view.due = now + view.key.interval_ms / 1000
                 wake = min(wake, view.due)
             self._views_changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._views_changed.wait(), max(0.0, wake - loop.time()))
+            await wait_event(self._views_changed, max(0.0, wake - loop.time()))
 
     def _publish_view(self, line: Line, view: View) -> None:
         if line.seq == view.line_seq:

@@ -151,6 +151,19 @@ def test_subscribers_leaving_while_the_bridge_stops_do_not_hang_it(bridge: Bridg
     assert "stopped" in bridge.output.splitlines()[-1]
 
 
+def test_a_stop_as_tws_goes_away_ends_promptly(bridge: Bridge, sim: Simulator) -> None:
+    """TWS (or the whole host) going down as the bridge is stopped: its tasks may be woken by the lost
+    connection and cancelled by the stop in one turn of the loop, and every one of them must end.
+    (Whether they meet in one turn is up to timing here; tests/test_waits.py makes it certain.)"""
+    assert bridge.request({"op": "subscribe", "instrument": "BTC.CRYPTO"})["ok"]
+    assert bridge.request({"op": "subscribe", "instrument": "AAPL", "conflate": 0.1})["ok"]
+    time.sleep(0.5)
+    sim.signal(signal.SIGKILL)
+    bridge.signal(signal.SIGTERM)
+    assert bridge.wait(timeout=8) == 0
+    assert "stopped" in bridge.output.splitlines()[-1]
+
+
 def test_a_tws_restart_is_survived_and_subscriptions_come_back(tmp_path: Path, sim: Simulator, bridge: Bridge) -> None:
     sub = bridge.subscriber("quote/BTC.CRYPTO.PAXOS.USD", "state")
     time.sleep(0.2)
