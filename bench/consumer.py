@@ -21,7 +21,11 @@ their range. Kinds of consumer:
 - floor poll: the same reads after waiting in `zmq.Poller`, draining with non-blocking reads until
   one fails (how BusClient waited before; it costs per wake-up, so only --paced tells it apart);
 - client: `BusClient.recv()` (topic check, unpack, seq gap accounting, lease bookkeeping);
-- client batch: `BusClient.recv_batch()` (the same checks, the messages already queued taken at once).
+- client batch: `BusClient.recv_batch()` (the same checks, the messages already queued taken at once);
+- floor batched: not what the bridge sends, a measure of what batching would save: each burst's
+  messages of one topic travel as one message, a msgpack array of their payloads, read with two
+  `recv()` and one `unpackb` (figures per payload, as for the others). With `--topics 6 --burst 30`
+  a burst holds 5 payloads of each of 6 topics, the shape of the simulator's `--shared-clock`.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import time
 import msgpack
 import zmq
 
-KINDS = ("floor", "floor poll", "client", "client batch")
+KINDS = ("floor", "floor poll", "client", "client batch", "floor batched")
 WARM_TOPIC = b"warm"
 
 
@@ -63,14 +67,31 @@ def _payloads(topics: int, count: int) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def run_publisher(endpoint: str, topics: int, count: int, paced: float, burst: int) -> None:
+def _batches(messages: list[tuple[bytes, bytes]], burst: int) -> list[tuple[bytes, bytes]]:
+    """Each `burst` of messages regrouped as one message per topic: a msgpack array of its payloads."""
+    out = []
+    for i in range(0, len(messages), burst):
+        by_topic: dict[bytes, list[bytes]] = {}
+        for topic, payload in messages[i : i + burst]:
+            by_topic.setdefault(topic, []).append(payload)
+        for topic, payloads in by_topic.items():
+            if len(payloads) > 15:
+                raise SystemExit("floor batched: at most 15 payloads of a topic in a burst (a msgpack fixarray)")
+            out.append((topic, bytes([0x90 | len(payloads)]) + b"".join(payloads)))
+    return out
+
+
+def run_publisher(endpoint: str, topics: int, count: int, paced: float, burst: int, batched: bool = False) -> None:
     """Warm-up messages until "go" on stdin, then the messages (at once, or `paced` bursts of `burst` a
-    second on a fixed schedule), then "done"."""
+    second on a fixed schedule), then "done". `batched`: a burst's payloads of one topic as one message."""
     ctx = zmq.Context()
     pub = ctx.socket(zmq.PUB)
     pub.setsockopt(zmq.SNDHWM, 0)  # the burst is queued whole: nothing is dropped, whatever the reader's pace
     pub.bind(endpoint)
     messages = _payloads(topics, count)
+    if batched:
+        messages = _batches(messages, burst)
+        burst = 1 if not paced else max(1, len(messages) * burst // count)  # messages per burst, batched
     os.set_blocking(sys.stdin.fileno(), False)
     while not sys.stdin.readline():
         pub.send_multipart([WARM_TOPIC, msgpack.packb({"warm": True})])
@@ -104,12 +125,17 @@ def run_consumer(endpoint: str, kind: str, count: int, paced: bool) -> None:
         recv, unpackb = sub.recv, msgpack.unpackb
         while recv() == WARM_TOPIC:  # every message is [topic, payload]: two reads, no RCVMORE question
             recv()
-        recv()
+        first = recv()  # the first data message starts the clock
         start = clock()
         if kind == "floor":
             for _ in range(count - 1):
                 recv()
                 unpackb(recv())
+        elif kind == "floor batched":
+            got = len(unpackb(first))
+            while got < count:
+                recv()
+                got += len(unpackb(recv()))
         else:
             poller = zmq.Poller()
             poller.register(sub, zmq.POLLIN)
@@ -150,7 +176,8 @@ def one_run(kind: str, args: argparse.Namespace, port: int) -> float:
     endpoint = f"tcp://127.0.0.1:{port}"
     me = [sys.executable, "-m", "bench.consumer", "--endpoint", endpoint, "--messages", str(args.messages),
           "--paced", str(args.paced), "--burst", str(args.burst)]  # fmt: skip
-    pub = subprocess.Popen([*me, "--role", "publish", "--topics", str(args.topics)],
+    batched = ["--batched"] if kind == "floor batched" else []
+    pub = subprocess.Popen([*me, "--role", "publish", "--topics", str(args.topics), *batched],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
     con = subprocess.Popen([*me, "--role", "consume", "--kind", kind], stdout=subprocess.PIPE, text=True)
     try:
@@ -180,9 +207,10 @@ def main() -> None:
     ap.add_argument("--role", choices=("publish", "consume"), help=argparse.SUPPRESS)
     ap.add_argument("--endpoint", help=argparse.SUPPRESS)
     ap.add_argument("--kind", choices=KINDS, help=argparse.SUPPRESS)
+    ap.add_argument("--batched", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.role == "publish":
-        run_publisher(args.endpoint, args.topics, args.messages, args.paced, args.burst)
+        run_publisher(args.endpoint, args.topics, args.messages, args.paced, args.burst, args.batched)
         return
     if args.role == "consume":
         run_consumer(args.endpoint, args.kind, args.messages, args.paced > 0)

@@ -210,9 +210,11 @@ class Bridge:
         if done == len(sent):
             log.info("stopping: cancelled %d TWS requests", done)
         else:
-            log.warning("stopping: cancelled %d TWS requests; %d not, as the connection to TWS closed first, and %d "
-                        "not within %g s (TWS drops a closed client's requests anyway)",
-                        done, lost, len(sent) - done - lost, bound)  # fmt: skip
+            late = len(sent) - done - lost
+            why = [f"{lost} not sent before the connection to TWS closed"] if lost else []
+            why += [f"{late} not sent within {bound:g} s"] if late else []
+            log.warning("stopping: cancelled %d TWS requests; %s (TWS drops a closed client's requests anyway)",
+                        done, "; ".join(why))  # fmt: skip
 
     # --- the hot path --------------------------------------------------------------------------
 
