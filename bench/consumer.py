@@ -8,7 +8,8 @@ Without --paced the publisher sends one burst as fast as it can, so the consumer
 queued: this is the cost per message alone, in the consumer's main thread. With --paced the messages
 come in bursts of --burst, --paced bursts a second (the shape of the bridge's output: one publish per
 TWS read), so each burst wakes the consumer; the CPU is then the whole process's (ZeroMQ's I/O
-thread included), which is where a consumer's cost goes at the rates TWS sends.
+thread included), which is where a consumer's cost goes at the rates TWS sends, and the report
+gives the wake-ups per burst (voluntary context switches of every thread).
 
 A publisher process sends of bus payloads (tickPrice / tickSize / tickString as the bridge
 builds them, over `--topics` quote topics); a consumer process reads all of them and reports the
@@ -107,6 +108,15 @@ def run_publisher(endpoint: str, topics: int, count: int, paced: float, burst: i
     time.sleep(60)  # the consumer's queue lives in this process's I/O thread too: stay until killed
 
 
+def _wakes() -> int:
+    """This process's voluntary context switches so far, every thread: how often it slept and woke."""
+    total = 0
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/status") as status:
+            total += next(int(line.split()[1]) for line in status if line.startswith("voluntary_ctxt_switches"))
+    return total
+
+
 def run_consumer(endpoint: str, kind: str, count: int, paced: bool) -> None:
     """Read `count` data messages; print the CPU per message as JSON: the main thread's, or with `paced`
     the whole process's."""
@@ -127,6 +137,7 @@ def run_consumer(endpoint: str, kind: str, count: int, paced: bool) -> None:
             recv()
         first = recv()  # the first data message starts the clock
         start = clock()
+        wakes0 = _wakes()
         if kind == "floor":
             for _ in range(count - 1):
                 recv()
@@ -148,6 +159,7 @@ def run_consumer(endpoint: str, kind: str, count: int, paced: bool) -> None:
                         unpackb(recv())
                         got += 1
         cpu = clock() - start
+        wakes = _wakes() - wakes0
     else:
         bus = BusClient(endpoint, "tcp://127.0.0.1:1")  # no request socket is used: listen() needs none
         bus._sub.setsockopt(zmq.RCVHWM, 0)
@@ -159,6 +171,7 @@ def run_consumer(endpoint: str, kind: str, count: int, paced: bool) -> None:
         while (msg := bus.recv(5)) is not None and msg.topic == "warm":
             pass
         start = clock()
+        wakes0 = _wakes()
         got = 1
         if kind == "client":
             while got < count:
@@ -168,11 +181,13 @@ def run_consumer(endpoint: str, kind: str, count: int, paced: bool) -> None:
             while got < count:
                 got += len(bus.recv_batch(5))
         cpu = clock() - start
+        wakes = _wakes() - wakes0
         bus.close(unsubscribe=False)
-    print(json.dumps({"us_per_msg": cpu / (count - 1) * 1e6}), flush=True)
+    print(json.dumps({"us_per_msg": cpu / (count - 1) * 1e6, "wakes": wakes}), flush=True)
 
 
-def one_run(kind: str, args: argparse.Namespace, port: int) -> float:
+def one_run(kind: str, args: argparse.Namespace, port: int) -> tuple[float, int]:
+    """CPU us per message, and the consumer's wake-ups (voluntary context switches, all threads)."""
     endpoint = f"tcp://127.0.0.1:{port}"
     me = [sys.executable, "-m", "bench.consumer", "--endpoint", endpoint, "--messages", str(args.messages),
           "--paced", str(args.paced), "--burst", str(args.burst)]  # fmt: skip
@@ -189,7 +204,8 @@ def one_run(kind: str, args: argparse.Namespace, port: int) -> float:
         line = con.stdout.readline()
         if not line:
             raise SystemExit(f"{kind}: the consumer ended without a figure")
-        return json.loads(line)["us_per_msg"]
+        figures = json.loads(line)
+        return figures["us_per_msg"], figures["wakes"]
     finally:
         for proc in (con, pub):
             proc.kill()
@@ -219,10 +235,13 @@ def main() -> None:
 
     kinds = [k for k in KINDS if k in args.kinds.split(",")]
     figures: dict[str, list[float]] = {kind: [] for kind in kinds}
+    wakes: dict[str, list[int]] = {kind: [] for kind in kinds}
     for r in range(args.rounds):
         order = kinds if r % 2 == 0 else kinds[::-1]
         for kind in order:
-            figures[kind].append(one_run(kind, args, free_port()))
+            us, woke = one_run(kind, args, free_port())
+            figures[kind].append(us)
+            wakes[kind].append(woke)
         print(f"round {r + 1}: " + ", ".join(f"{k} {figures[k][-1]:.2f}" for k in kinds), file=sys.stderr)
     floor = statistics.median(figures["floor"])
     shape = f"{args.paced:g} bursts/s of {args.burst}, process CPU" if args.paced else "one burst, main thread CPU"
@@ -231,7 +250,10 @@ def main() -> None:
     for kind in kinds:
         values = figures[kind]
         med = statistics.median(values)
-        print(f"  {kind:13s} {med:6.2f} us  ({min(values):.2f}-{max(values):.2f})  {med / floor:.2f}x the floor")
+        line = f"  {kind:13s} {med:6.2f} us  ({min(values):.2f}-{max(values):.2f})  {med / floor:.2f}x the floor"
+        if args.paced:  # every thread's: ZeroMQ's I/O thread wakes for each TCP read, the main thread after it
+            line += f", {statistics.median(wakes[kind]) * args.burst / args.messages:.1f} wake-ups per burst"
+        print(line)
 
 
 if __name__ == "__main__":
