@@ -122,10 +122,16 @@ def _tick_generic(e: ev.TickGeneric, line: Line, recv_ns: int) -> Payload:
 
 FieldBuilder = Callable[[list[bytes], Line, int], Payload]
 _TICK_BY_FIELD = {str(t.value).encode(): (t.name.lower(), t.value) for t in TickType}
+MAX_TICK_FIELDS = 512  # tick type fields remembered: TWS uses a few dozen; the rest would be junk
 
 
 def _tick_of(raw: bytes) -> tuple[str, int]:
-    return _named(int(raw))
+    """A tick type field the table lacks (TWS sends some often: 32 and 33, the bid and ask
+    exchanges of every US stock quote), named once and then remembered, up to MAX_TICK_FIELDS."""
+    named = _named(int(raw))
+    if len(_TICK_BY_FIELD) < MAX_TICK_FIELDS:
+        _TICK_BY_FIELD[raw] = named
+    return named
 
 
 def _tick_price_fields(f: list[bytes], line: Line, recv_ns: int) -> Payload:
