@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 8.0  # the bridge answers within 7 s (docs/bus.md)
 DEFAULT_LEASE = 30
 RENEW_RETRY_S = 1.0
+RENEW_MIN_WAIT = 0.02  # s: a recv() with less time left leaves a due renewal to a later call (while it may wait)
+URGENT_RENEW_WAIT = 0.5  # s: how long a late renewal may hold up a recv() that asked for less
 MAX_TOPIC_NAMES = 10_000  # decoded topic names kept; beyond that a topic is decoded per message
 CLOSE_TIMEOUT = 0.5  # unsubscribing when leaving: a live bridge answers in milliseconds; a gone one never
 INF = float("inf")
@@ -175,7 +177,8 @@ class BusClient(HistoryRequests):
         self._last_seq: dict[str, int] = {}
         self._snapshot_seq: dict[str, int] = {}  # topic -> seq its subscribe reply's `latest` reflects
         self.lost = 0
-        self._next_renew = float("inf")
+        self._next_renew = INF  # when a renewal is due
+        self._renew_by = INF  # when it may no longer wait for a recv() with time to spare
         self._stop_flag = False
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
@@ -341,7 +344,9 @@ class BusClient(HistoryRequests):
             self._last_seq[sub.topic] = snapshot
         self._add_topic(sub.topic)
         # Sooner of the existing schedule and this lease's: never push older leases' renewal later.
-        self._next_renew = min(self._next_renew, time.monotonic() + sub.lease / 3)
+        now = time.monotonic()
+        self._next_renew = min(self._next_renew, now + sub.lease / 3)
+        self._renew_by = min(self._renew_by, now + sub.lease / 2)
         return sub
 
     def unsubscribe(self, id: str, timeout: float | None = None) -> None:
@@ -350,7 +355,7 @@ class BusClient(HistoryRequests):
         if sub is not None:
             self._drop_topic(sub.topic)
         if not self.subscriptions:
-            self._next_renew = float("inf")
+            self._next_renew = self._renew_by = INF
         self.request({"op": "unsubscribe", "id": id}, timeout)
 
     def renew(self, timeout: float | None = None) -> dict[str, Any]:
@@ -432,18 +437,26 @@ class BusClient(HistoryRequests):
 
     def _schedule_renew(self, now: float) -> None:
         if self.subscriptions:
-            self._next_renew = now + min(s.lease for s in self.subscriptions.values()) / 3
+            lease = min(s.lease for s in self.subscriptions.values())
+            self._next_renew, self._renew_by = now + lease / 3, now + lease / 2
         else:
-            self._next_renew = float("inf")
+            self._next_renew = self._renew_by = INF
 
     def _renew_if_due(self, deadline: float | None = None) -> None:
-        """Renew when due, waiting for the bridge no longer than recv()'s own deadline allows."""
+        """Renew when due, waiting for the bridge no longer than recv()'s own deadline allows.
+
+        A call about to return leaves the renewal to a later one with time to spare, but only until
+        half the lease has passed: a consumer that only ever polls (recv(0), recv(0.01)) gives none,
+        and its subscription would lapse. From then on the renewal waits up to URGENT_RENEW_WAIT,
+        which a local bridge answers in a millisecond."""
         now = time.monotonic()
         if now < self._next_renew:
             return
         timeout = self.timeout if deadline is None else min(self.timeout, deadline - now)
-        if timeout < 0.05:  # recv() is about to return: renew on the next call
-            return
+        if timeout < RENEW_MIN_WAIT:
+            if now < self._renew_by:
+                return
+            timeout = min(self.timeout, URGENT_RENEW_WAIT)
         try:
             self.renew(timeout)
         except BridgeError as exc:
@@ -459,10 +472,12 @@ class BusClient(HistoryRequests):
         now = time.monotonic()  # one clock read per message: the renewal check is inline
         deadline = None if timeout is None else now + timeout
         while not self._stop_flag:
-            if now >= self._next_renew:
+            renew_at = self._next_renew
+            if now >= renew_at:
                 self._renew_if_due(deadline)
                 now = time.monotonic()
-            until = self._next_renew if deadline is None or deadline > self._next_renew else deadline
+                renew_at = self._next_renew if self._next_renew > now else self._renew_by  # else left for later
+            until = renew_at if deadline is None or deadline > renew_at else deadline
             msg = self._wait_message(until - now if until > now else 0.0)
             if msg is not None:
                 return msg

@@ -107,3 +107,21 @@ def test_the_client_renews_more_subscriptions_than_one_renew_may_carry(bridge: B
         assert len(reply["renewed"]) == MAX_RENEW_IDS + 5 and reply["unknown"] == []
     finally:
         bus.close()
+
+
+def test_a_consumer_polling_with_short_timeouts_keeps_its_lease(bridge: Bridge, sim: Simulator) -> None:
+    """recv(0) and recv(0.01), as an event loop or a GUI polls: renewal may wait for a call with time to
+    spare, but not past half the lease, or the subscription would lapse for a consumer that never gives any."""
+    with BusClient(bridge.pub, bridge.rep) as bus:
+        sub = bus.subscribe("MSFT", lease=2)
+        end = time.monotonic() + 5  # two and a half leases
+        late: list[float] = []
+        while time.monotonic() < end:
+            for timeout in (0.0, 0.01):
+                start = time.monotonic()
+                bus.recv(timeout)
+                late.append(time.monotonic() - start - timeout)
+        assert [s["consumers"] for s in bus.list_subscriptions() if s["topic"] == sub.topic] == [1]
+        assert sim.requests("CancelMktData") == []
+        assert bridge.metrics()["twsbridge_lease_expiries_total"] == 0
+        assert sorted(late)[len(late) // 2] < 0.005  # a renewal is one call's delay, not every call's
