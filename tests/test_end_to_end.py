@@ -124,4 +124,4 @@ def test_a_consumer_polling_with_short_timeouts_keeps_its_lease(bridge: Bridge, 
         assert [s["consumers"] for s in bus.list_subscriptions() if s["topic"] == sub.topic] == [1]
         assert sim.requests("CancelMktData") == []
         assert bridge.metrics()["twsbridge_lease_expiries_total"] == 0
-        assert sorted(late)[len(late) // 2] < 0.005  # a renewal is one call's delay, not every call's
+        assert sorted(late)[len(late) // 2] < 0.02  # a renewal holds up one call, not every call
