@@ -126,8 +126,8 @@ MAX_TICK_FIELDS = 512  # tick type fields remembered: TWS uses a few dozen; the 
 
 
 def _tick_of(raw: bytes) -> tuple[str, int]:
-    """A tick type field the table lacks (TWS sends some often: 32 and 33, the bid and ask
-    exchanges of every US stock quote), named once and then remembered, up to MAX_TICK_FIELDS."""
+    """A tick type field not seen before (a number IB's table does not name, or junk), named once
+    and then remembered, up to MAX_TICK_FIELDS."""
     named = _named(int(raw))
     if len(_TICK_BY_FIELD) < MAX_TICK_FIELDS:
         _TICK_BY_FIELD[raw] = named

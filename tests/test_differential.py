@@ -493,3 +493,15 @@ def test_size_sentinels_as_tws_writes_them_match_ibapi(version: int, raw_size: b
     ):
         ours = Decoder(version).decode(payload)
         assert as_ibapi_calls(ours) == ibapi_calls(payload, version)
+
+
+def test_tick_type_names_are_the_official_clients() -> None:
+    """A tick's `tick` on the bus is IB's TickTypeEnum name in lower case, for every number it names
+    (47, which it calls NOT_USED, and its NOT_SET excepted); so `bid_exch`, not `tick_32`."""
+    from bridge.payload import tick_name
+
+    theirs = {v: k for k, v in vars(TickTypeEnum).items() if isinstance(v, int) and not k.startswith("_")}
+    named = {n: name.lower() for n, name in theirs.items() if name not in ("NOT_USED", "NOT_SET")}
+    assert len(named) >= 110
+    assert {n: tick_name(n) for n in named} == named
+    assert tick_name(47) == "tick_47" and tick_name(999) == "tick_999"

@@ -123,10 +123,10 @@ def test_no_field_builders_where_message_ids_are_raw_integers() -> None:
 def test_tick_types_outside_the_table_are_named_alike_every_time_and_remembered_within_a_bound() -> None:
     """TWS's own input decides which tick type fields come: naming one is cached, the cache bounded."""
     line = _line()
-    fields = [b"46", b"6", b"1", b"32", b"ARCA", b""]
+    fields = [b"46", b"6", b"1", b"47", b"x", b""]
     first = pl._tick_string_fields(fields, line, 1)
     again = pl._tick_string_fields(fields, line, 1)
-    assert (first["tick"], first["tick_type"]) == (again["tick"], again["tick_type"]) == ("tick_32", 32)
+    assert (first["tick"], first["tick_type"]) == (again["tick"], again["tick_type"]) == ("tick_47", 47)
     for n in range(1000, 1000 + 2 * pl.MAX_TICK_FIELDS):
         pl._tick_string_fields([b"46", b"6", b"1", b"%d" % n, b"x", b""], line, 1)
     assert len(pl._TICK_BY_FIELD) <= pl.MAX_TICK_FIELDS
