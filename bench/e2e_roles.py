@@ -224,7 +224,7 @@ def run_floor(tws_port: int, pub_endpoint: str, topic: str, max_seconds: float) 
     instrument = topic.split("/", 1)[1]
     names: dict[bytes, tuple[str, int]] = {}  # tick type field -> (name, number), as the bridge names them
     pack = msgpack.Packer().pack
-    send = pub.send
+    send = super(zmq.Socket, pub).send  # the compiled send, as the bridge calls it (0.2 us less per frame)
     recv = sock.recv
     now_ns = time.time_ns
     seq = 0

@@ -122,6 +122,9 @@ class Bridge:
         self.pub.setsockopt(zmq.SNDHWM, settings.pub_hwm)
         self.metrics.pub_hwm.set(settings.pub_hwm)
         self.pub.setsockopt(zmq.LINGER, 500)
+        # pyzmq's Socket.send is Python over the compiled send (for the draft sockets' routing_id and
+        # group, which PUB never takes); the compiled one is 0.2 us less per frame, two per message.
+        self._send = super(zmq.Socket, self.pub).send
         self.router = self._async_ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 500)
         # Frames up to 1 MiB arrive and get a bad_request reply (over MAX_REQUEST_BYTES); larger
@@ -276,7 +279,7 @@ class Bridge:
             self._answered(line.req_id, None)
 
     def _send_built(self) -> None:
-        out, send, more = self._built, self.pub.send, _SNDMORE
+        out, send, more = self._built, self._send, _SNDMORE
         for i in range(0, len(out), 2):
             send(out[i], more)
             send(out[i + 1])
