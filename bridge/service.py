@@ -558,8 +558,8 @@ class Bridge:
     def _publish(self, topic: bytes, payload: dict[str, object]) -> None:
         if self._built:  # what the current read built goes first: every topic keeps its order
             self._send_built()
-        self.pub.send(topic, zmq.SNDMORE)
-        self.pub.send(self._packer.pack(payload))
+        self._send(topic, _SNDMORE)
+        self._send(self._packer.pack(payload))
         self.metrics.hot.published += 1
 
     def _publish_line(self, line: Line, payload: dict[str, object]) -> None:

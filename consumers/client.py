@@ -67,6 +67,12 @@ class Subscription:
     view: dict[str, Any] = field(default_factory=dict)  # conflate / fields, for a conflated view
 
 
+def _renewal_times(now: float, lease: float) -> tuple[float, float]:
+    """When a lease's renewal is due (a third in), and when it may no longer wait for a recv()
+    with time to spare (half way: the other half is left for a renewal that fails and is retried)."""
+    return now + lease / 3, now + lease / 2
+
+
 class Message:
     """A data message. It unpacks as `(topic, payload)`; `lost` counts messages missed on this topic
     just before it, `raw` holds the payload bytes exactly as published (for recorders).
@@ -344,9 +350,8 @@ class BusClient(HistoryRequests):
             self._last_seq[sub.topic] = snapshot
         self._add_topic(sub.topic)
         # Sooner of the existing schedule and this lease's: never push older leases' renewal later.
-        now = time.monotonic()
-        self._next_renew = min(self._next_renew, now + sub.lease / 3)
-        self._renew_by = min(self._renew_by, now + sub.lease / 2)
+        due, by = _renewal_times(time.monotonic(), sub.lease)
+        self._next_renew, self._renew_by = min(self._next_renew, due), min(self._renew_by, by)
         return sub
 
     def unsubscribe(self, id: str, timeout: float | None = None) -> None:
@@ -438,7 +443,7 @@ class BusClient(HistoryRequests):
     def _schedule_renew(self, now: float) -> None:
         if self.subscriptions:
             lease = min(s.lease for s in self.subscriptions.values())
-            self._next_renew, self._renew_by = now + lease / 3, now + lease / 2
+            self._next_renew, self._renew_by = _renewal_times(now, lease)
         else:
             self._next_renew = self._renew_by = INF
 
