@@ -155,6 +155,9 @@ def test_two_relays_store_each_message_once(tmp_path: Path, bridge: Bridge, serv
     try:
         assert bridge.request({"op": "subscribe", "instrument": "BTC.CRYPTO", "lease": 60})["ok"]
         wait_for(lambda: second.metrics().get("twsbridge_relay_messages_total", 0) > 50, 15, "both relaying")
+        # The relays' counts include state messages: wait for the quotes the assertion below counts.
+        subject_ = "twsbridge.quote.BTC-CRYPTO-PAXOS-USD"
+        wait_for(lambda: len(asyncio.run(stored_seqs(server.url, subject_))) > 50, 30, "50 quotes in the stream")
     finally:
         second.stop()
 
