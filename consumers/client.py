@@ -452,22 +452,28 @@ class BusClient(HistoryRequests):
 
         A call about to return leaves the renewal to a later one with time to spare, but only until
         half the lease has passed: a consumer that only ever polls (recv(0), recv(0.01)) gives none,
-        and its subscription would lapse. From then on the renewal waits up to URGENT_RENEW_WAIT,
-        which a local bridge answers in a millisecond."""
+        and its subscription would lapse. From then on the renewal may wait URGENT_RENEW_WAIT
+        whatever the call asked (a local bridge answers in a millisecond; a busy one may take longer
+        than a polling call gives it)."""
         now = time.monotonic()
         if now < self._next_renew:
             return
         timeout = self.timeout if deadline is None else min(self.timeout, deadline - now)
-        if timeout < RENEW_MIN_WAIT:
-            if now < self._renew_by:
-                return
-            timeout = min(self.timeout, URGENT_RENEW_WAIT)
+        if timeout < URGENT_RENEW_WAIT and now >= self._renew_by:
+            timeout = min(self.timeout, URGENT_RENEW_WAIT)  # late: hold this call up rather than lose the lease
+        elif timeout < RENEW_MIN_WAIT:
+            return
         try:
             self.renew(timeout)
         except BridgeError as exc:
             if self._stop_flag:
                 return
-            log.warning("lease renewal failed: %s; retrying in %g s", exc, RENEW_RETRY_S)
+            # A call that gave the bridge less than URGENT_RENEW_WAIT to answer ran out of time: no
+            # sign of trouble while half the lease is left, so no warning (a busy bridge would
+            # otherwise draw one a second from a polling consumer). One that fails later warns.
+            early = isinstance(exc, BridgeTimeout) and timeout < URGENT_RENEW_WAIT and now < self._renew_by
+            log.log(logging.DEBUG if early else logging.WARNING, "lease renewal failed: %s; retrying in %g s",
+                    exc, RENEW_RETRY_S)  # fmt: skip
             self._next_renew = time.monotonic() + RENEW_RETRY_S
             return
         self._schedule_renew(now)

@@ -7,6 +7,7 @@ XPUB is a PUB that also reports subscriptions, so tests publish only once a cons
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import re
@@ -48,6 +49,7 @@ class StandInBus:
         self.renewed: list[str] = []
         self.unsubscribed: list[str] = []
         self.drop_next = 0  # swallow this many requests without replying
+        self.reply_delay = 0.0  # seconds before each reply: a busy bridge
         self.seq: Counter[str] = Counter()
         self.sub_prefixes: Counter[bytes] = Counter()
         self._stop = threading.Event()
@@ -69,6 +71,7 @@ class StandInBus:
                 reply = self.handle(req) if isinstance(req, dict) else self.fail("bad_request", "not a map")
             except Exception as exc:
                 reply = self.fail("bad_request", f"not msgpack: {exc}")
+            time.sleep(self.reply_delay)
             self.router.send_multipart([*frames[:split], msgpack.packb(reply)])
 
     @staticmethod
@@ -426,6 +429,39 @@ def test_client_survives_a_lost_reply(bus):
             client.ping()
         assert abs(client.ping() - time.time_ns()) < 5e9
         assert client.status()["tws"]["connected"] is True
+
+
+def _renewal_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "renewal" in r.getMessage()]
+
+
+def test_a_polling_consumer_of_a_slow_bridge_renews_without_false_alarms(bus, caplog):
+    """recv(0.05) against a bridge that takes 0.2 s to answer: a renewal that does not fit a call's
+    budget is retried quietly while half the lease is left; after that it may wait 0.5 s, and succeeds."""
+    with BusClient(pub=bus.pub, rep=bus.rep, timeout=2) as client:
+        client.subscribe("AAPL", lease=3)  # renewal due after 1 s, urgent after 1.5 s
+        bus.reply_delay = 0.2
+        with caplog.at_level(logging.DEBUG, logger="consumers.client"):
+            end = time.monotonic() + 3.5
+            while time.monotonic() < end:
+                client.recv(0.05)
+        failed = [r for r in caplog.records if "renewal failed" in r.getMessage()]
+        assert _renewal_warnings(caplog) == []
+        assert failed, "the short-budget renewals should have timed out (said at DEBUG)"
+        assert len(bus.renewed) > len(failed)  # and some renewal got its reply
+
+
+def test_a_renewal_that_fails_once_urgent_warns(bus, caplog):
+    """The same consumer when the bridge stops answering: a warning once the lease is half gone."""
+    with BusClient(pub=bus.pub, rep=bus.rep, timeout=2) as client:
+        client.subscribe("AAPL", lease=3)
+        bus.drop_next = 1_000
+        with caplog.at_level(logging.DEBUG, logger="consumers.client"):
+            end = time.monotonic() + 2.8
+            while time.monotonic() < end:
+                client.recv(0.05)
+        assert _renewal_warnings(caplog), "an unanswered urgent renewal must be reported"
+        bus.drop_next = 0
 
 
 def test_client_raises_bridge_error_with_code(bus):
