@@ -209,13 +209,14 @@ def one_setup(
                 raise SystemExit(f"{setup} K={k}: a consumer did not start")
         time.sleep(0.5)  # let the first pictures pass
         t0 = time.monotonic()
-        cpu0 = (sum(run_seconds(p.pid) for p in client_side), run_seconds(sim.pid))
+        hub = client_side[0] if setup == "bridge" else None  # the bridge process, on its own too
+        cpu0 = (sum(run_seconds(p.pid) for p in client_side), run_seconds(sim.pid), run_seconds(hub.pid) if hub else 0)
         for c in consumers:
             assert c.stdin is not None
             c.stdin.write("go\n")
             c.stdin.flush()
         time.sleep(seconds)
-        cpu1 = (sum(run_seconds(p.pid) for p in client_side), run_seconds(sim.pid))
+        cpu1 = (sum(run_seconds(p.pid) for p in client_side), run_seconds(sim.pid), run_seconds(hub.pid) if hub else 0)
         wall = time.monotonic() - t0
         rss = sum(_rss_mb(p.pid) for p in client_side)
         latencies: list[int] = []
@@ -232,6 +233,7 @@ def one_setup(
         return {
             "client": (cpu1[0] - cpu0[0]) / wall * 100,
             "tws": (cpu1[1] - cpu0[1]) / wall * 100,
+            "hub": (cpu1[2] - cpu0[2]) / wall * 100,
             "rss": rss,
             "rate": statistics.median(rates),
             "p50": _percentile(latencies, 0.5),
@@ -315,6 +317,7 @@ def report(results: dict[tuple[int, str], list[dict]], ks: list[int], args: argp
                   f"{med(k, setup, 'p50'):6.3f} ({rng(k, setup, 'p50'):>7}) "
                   f"{med(k, setup, 'p99'):6.3f} ({rng(k, setup, 'p99'):>7})")  # fmt: skip
     print()
+    per_process(results, ks, med)
     met = missed = 0
     for k in ks:
         checks = []
@@ -334,6 +337,19 @@ def report(results: dict[tuple[int, str], list[dict]], ks: list[int], args: argp
             print(f"K={k}: bridge {name} {ours:.3g} vs direct {theirs:.3g} ({ours / theirs:.2f}x; target < 1): "
                   f"{'met' if ok else 'MISSED'}")  # fmt: skip
     print(f"targets: {met} met, {missed} missed")
+
+
+def per_process(results: dict[tuple[int, str], list[dict]], ks: list[int], med) -> None:  # type: ignore[no-untyped-def]
+    """The client side split by process: the bridge's own share, a bus consumer's, an ib_async
+    process's (medians over rounds), and what a consumer would have to cost for the bridge setup to
+    be ahead on client-side CPU at that K (the bridge's share spread over the K consumers)."""
+    for k in ks:
+        bridge = med(k, "bridge", "hub")
+        consumer = statistics.median((f["client"] - f["hub"]) / k for f in results[(k, "bridge")])
+        direct = med(k, "direct", "client") / k
+        print(f"K={k}: bridge process {bridge:.1f}% + {k} x {consumer:.2f}% a consumer; ib_async {direct:.2f}% a "
+              f"process; client-side CPU is ahead when a consumer costs under {direct - bridge / k:.2f}%")  # fmt: skip
+    print()
 
 
 if __name__ == "__main__":
