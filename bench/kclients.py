@@ -42,6 +42,7 @@ import subprocess
 import sys
 import time
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.e2e import free_port, run_seconds
@@ -339,7 +340,10 @@ def report(results: dict[tuple[int, str], list[dict]], ks: list[int], args: argp
     print(f"targets: {met} met, {missed} missed")
 
 
-def per_process(results: dict[tuple[int, str], list[dict]], ks: list[int], med) -> None:  # type: ignore[no-untyped-def]
+Median = Callable[[int, str, str], float]  # (K, setup, figure) -> its median over the rounds
+
+
+def per_process(results: dict[tuple[int, str], list[dict]], ks: list[int], med: Median) -> None:
     """The client side split by process: the bridge's own share, a bus consumer's, an ib_async
     process's (medians over rounds), and what a consumer would have to cost for the bridge setup to
     be ahead on client-side CPU at that K (the bridge's share spread over the K consumers)."""
