@@ -152,16 +152,16 @@ def test_a_late_joiner_gets_the_last_values_from_the_stream(bridge: Bridge, serv
 
 def test_two_relays_store_each_message_once(tmp_path: Path, bridge: Bridge, server: NatsServer, relay: Relay) -> None:
     second = Relay(tmp_path, bridge, server.url, name="relay-2")
+    subject = "twsbridge.quote.BTC-CRYPTO-PAXOS-USD"
     try:
         assert bridge.request({"op": "subscribe", "instrument": "BTC.CRYPTO", "lease": 60})["ok"]
         wait_for(lambda: second.metrics().get("twsbridge_relay_messages_total", 0) > 50, 15, "both relaying")
         # The relays' counts include state messages: wait for the quotes the assertion below counts.
-        subject_ = "twsbridge.quote.BTC-CRYPTO-PAXOS-USD"
-        wait_for(lambda: len(asyncio.run(stored_seqs(server.url, subject_))) > 50, 30, "50 quotes in the stream")
+        wait_for(lambda: len(asyncio.run(stored_seqs(server.url, subject))) > 50, 30, "50 quotes in the stream")
     finally:
         second.stop()
 
-    seqs = asyncio.run(stored_seqs(server.url, "twsbridge.quote.BTC-CRYPTO-PAXOS-USD"))
+    seqs = asyncio.run(stored_seqs(server.url, subject))
     assert len(seqs) > 50 and len(seqs) == len(set(seqs)), "JetStream kept one copy of each message"
 
 
