@@ -211,13 +211,18 @@ def one_setup(
         time.sleep(0.5)  # let the first pictures pass
         t0 = time.monotonic()
         hub = client_side[0] if setup == "bridge" else None  # the bridge process, on its own too
-        cpu0 = (sum(run_seconds(p.pid) for p in client_side), run_seconds(sim.pid), run_seconds(hub.pid) if hub else 0)
+
+        def cpu() -> tuple[float, float, float]:  # client side, simulator, bridge: seconds on a CPU so far
+            return (sum(run_seconds(p.pid) for p in client_side), run_seconds(sim.pid),
+                    run_seconds(hub.pid) if hub else 0.0)  # fmt: skip
+
+        cpu0 = cpu()
         for c in consumers:
             assert c.stdin is not None
             c.stdin.write("go\n")
             c.stdin.flush()
         time.sleep(seconds)
-        cpu1 = (sum(run_seconds(p.pid) for p in client_side), run_seconds(sim.pid), run_seconds(hub.pid) if hub else 0)
+        cpu1 = cpu()
         wall = time.monotonic() - t0
         rss = sum(_rss_mb(p.pid) for p in client_side)
         latencies: list[int] = []
